@@ -1,0 +1,335 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.28;
+
+import {SystemContract} from "./base/SystemContract.sol";
+import {
+    IInferenceHub,
+    Request,
+    Fulfillment,
+    FulfillParams,
+    HubParams,
+    RequestState,
+    ResultStatus,
+    CallbackResult
+} from "./interfaces/IInferenceHub.sol";
+import {IInferenceConsumer} from "./interfaces/IInferenceConsumer.sol";
+import {IModelRegistry, ModelTerms} from "./interfaces/IModelRegistry.sol";
+import {INodeRegistry, Roles} from "./interfaces/INodeRegistry.sol";
+import {ISettlement} from "./interfaces/ISettlement.sol";
+
+/// @title InferenceHub, the request registry
+/// @notice Escrows fees and keeps one storage slot per request. The slot's top byte is the
+/// request's state; the other 31 bytes are a commitment: the hash of the `Request` while it is
+/// pending, and the hash of the request together with its `Fulfillment` once answered.
+/// Whoever acts on a request passes its parameters back and the hub checks them against it.
+contract InferenceHub is IInferenceHub, SystemContract {
+    uint256 private constant _STATE_SHIFT = 248;
+    uint256 private constant _HASH_MASK = (uint256(1) << _STATE_SHIFT) - 1;
+    /// @dev Gas kept back for the exact-gas check and the call itself (as Chainlink's
+    /// `callWithExactGas`): enough that the consumer surely receives `callbackGasLimit`.
+    uint256 private constant _GAS_FOR_CALL_EXACT_CHECK = 5_000;
+
+    IModelRegistry private immutable _MODELS;
+    INodeRegistry private immutable _NODES;
+    ISettlement private immutable _SETTLEMENT;
+
+    // One slot: read and written once per request.
+    uint64 private _requestCount;
+    uint32 private _maxInputBytes;
+    uint32 private _maxCallbackGasLimit;
+    uint32 private _requestTimeout;
+
+    mapping(uint256 requestId => bytes32 stateAndCommitment) private _slots;
+
+    constructor(IModelRegistry models_, INodeRegistry nodes_, ISettlement settlement_) {
+        if (
+            address(models_) == address(0) ||
+            address(nodes_) == address(0) ||
+            address(settlement_) == address(0)
+        ) {
+            revert System__ZeroAddress();
+        }
+        _MODELS = models_;
+        _NODES = nodes_;
+        _SETTLEMENT = settlement_;
+    }
+
+    function initialize(address owner_, HubParams calldata params_) external initializer onlyDeployer {
+        __SystemContract_init(owner_);
+        _setParams(params_);
+    }
+
+    /// @notice Governance: change the input size cap, the callback gas cap and the timeout.
+    function setParams(HubParams calldata params_) external onlyOwner {
+        _setParams(params_);
+    }
+
+    // ----------------------------------------------------------------------------- requests
+
+    /// @inheritdoc IInferenceHub
+    function requestInference(
+        bytes32 modelId,
+        bytes calldata input,
+        uint32 callbackGasLimit
+    ) external payable returns (uint256) {
+        if (input.length == 0) revert Hub__EmptyInput();
+        return _request(modelId, sha256(input), false, callbackGasLimit, input, "");
+    }
+
+    /// @inheritdoc IInferenceHub
+    function requestInferenceRef(
+        bytes32 modelId,
+        bytes32 inputSha256,
+        string calldata inputUri,
+        uint32 callbackGasLimit
+    ) external payable returns (uint256) {
+        if (inputSha256 == bytes32(0)) revert Hub__ZeroInputHash();
+        if (bytes(inputUri).length == 0) revert Hub__EmptyInputUri();
+        return _request(modelId, inputSha256, true, callbackGasLimit, "", inputUri);
+    }
+
+    function _request(
+        bytes32 modelId,
+        bytes32 inputHash,
+        bool inputIsRef,
+        uint32 callbackGasLimit,
+        bytes memory input,
+        string memory inputUri
+    ) private returns (uint256 requestId) {
+        ModelTerms memory t = _MODELS.terms(modelId);
+        if (!t.registered || t.deprecated) revert Hub__ModelNotActive(modelId);
+        if (msg.value < t.fee) revert Hub__FeeTooLow(modelId, msg.value, t.fee);
+
+        // Checked against the stored limits; inline size is only known here, not in the caller.
+        uint32 maxInput = _maxInputBytes;
+        if (input.length > maxInput) revert Hub__InputTooLarge(input.length, maxInput);
+        uint32 maxGas = _maxCallbackGasLimit;
+        if (callbackGasLimit > maxGas) revert Hub__CallbackGasTooHigh(callbackGasLimit, maxGas);
+
+        requestId = ++_requestCount;
+        Request memory r = Request({
+            requestId: requestId,
+            modelId: modelId,
+            requester: msg.sender,
+            callbackGasLimit: callbackGasLimit,
+            deadline: uint64(block.timestamp) + _requestTimeout,
+            fee: msg.value,
+            inputHash: inputHash,
+            inputIsRef: inputIsRef
+        });
+        _slots[requestId] = _pack(RequestState.Pending, keccak256(abi.encode(r)));
+        emit InferenceRequested(requestId, modelId, msg.sender, r, input, inputUri);
+    }
+
+    // --------------------------------------------------------------------------- fulfilment
+
+    /// @inheritdoc IInferenceHub
+    function fulfill(
+        Request calldata request,
+        ResultStatus status,
+        bytes calldata output,
+        bytes32 outputHash
+    ) external {
+        uint256 requestId = request.requestId;
+        bytes32 commitment = _checkPending(request);
+        if (block.timestamp > request.deadline) revert Hub__RequestExpired(requestId, request.deadline);
+        if (!_NODES.isActive(msg.sender, Roles.INFERENCE)) revert Hub__NotInferenceNode(msg.sender);
+        _record(request, commitment, status, output, outputHash);
+    }
+
+    /// @inheritdoc IInferenceHub
+    function fulfillBatch(FulfillParams[] calldata items) external returns (uint256 recorded) {
+        if (!_NODES.isActive(msg.sender, Roles.INFERENCE)) revert Hub__NotInferenceNode(msg.sender);
+        for (uint256 i = 0; i < items.length; ++i) {
+            FulfillParams calldata item = items[i];
+            Request calldata request = item.request;
+            bytes32 slot = _slots[request.requestId];
+            // Answered by another node, refunded, or past its deadline: skip, as a race lost.
+            if (_state(slot) != RequestState.Pending || block.timestamp > request.deadline) continue;
+            bytes32 commitment = keccak256(abi.encode(request));
+            if (_hashPart(slot) != _hashPart(commitment)) revert Hub__CommitmentMismatch(request.requestId);
+            _record(request, commitment, item.status, item.output, item.outputHash);
+            ++recorded;
+        }
+    }
+
+    function _record(
+        Request calldata request,
+        bytes32 commitment,
+        ResultStatus status,
+        bytes calldata output,
+        bytes32 outputHash
+    ) private {
+        uint256 requestId = request.requestId;
+        uint64 fulfilledAt = uint64(block.timestamp);
+        if (status == ResultStatus.SuccessOffchain) {
+            // The bytes live off chain; `output` is where. Verifiers re-execute to check the hash.
+            if (output.length == 0) revert Hub__EmptyOutput(requestId);
+        } else {
+            if (status == ResultStatus.Success && output.length == 0) revert Hub__EmptyOutput(requestId);
+            bytes32 actual = keccak256(output);
+            if (actual != outputHash) revert Hub__OutputHashMismatch(requestId, outputHash, actual);
+        }
+
+        if (status <= ResultStatus.SuccessOffchain) {
+            bytes32 h = keccak256(abi.encode(commitment, msg.sender, outputHash, fulfilledAt));
+            _slots[requestId] = _pack(RequestState.Fulfilled, h);
+        } else {
+            // An error answer ends the request: the fee goes back to the requester.
+            _slots[requestId] = _pack(RequestState.Failed, commitment);
+            _refund(request, RequestState.Failed);
+        }
+
+        CallbackResult cb = CallbackResult.NotRequested;
+        if (request.callbackGasLimit != 0) {
+            cb = _callback(request, status, output, outputHash);
+        }
+        emit InferenceFulfilled(requestId, msg.sender, status, outputHash, fulfilledAt, cb, output);
+    }
+
+    /// @dev Calls the consumer with exactly `callbackGasLimit` gas and copies no return data, so a
+    /// reverting, looping or return-bombing consumer costs the node at most that much gas.
+    function _callback(
+        Request calldata request,
+        ResultStatus status,
+        bytes calldata output,
+        bytes32 outputHash
+    ) private returns (CallbackResult) {
+        address target = request.requester;
+        if (target.code.length == 0) return CallbackResult.NoCode;
+        bytes memory data = abi.encodeCall(
+            IInferenceConsumer.rawFulfillInference,
+            (request.requestId, uint8(status), output, outputHash)
+        );
+        uint256 gasLimit = request.callbackGasLimit;
+        bool enough;
+        bool ok;
+        assembly ("memory-safe") {
+            let g := gas()
+            if gt(g, _GAS_FOR_CALL_EXACT_CHECK) {
+                g := sub(g, _GAS_FOR_CALL_EXACT_CHECK)
+                // EIP-150 forwards at most 63/64 of what is left; make sure that covers the limit.
+                enough := gt(sub(g, div(g, 64)), gasLimit)
+            }
+            if enough {
+                ok := call(gasLimit, target, 0, add(data, 0x20), mload(data), 0, 0)
+            }
+        }
+        if (!enough) revert Hub__InsufficientGasForCallback(request.requestId, request.callbackGasLimit);
+        return ok ? CallbackResult.Success : CallbackResult.Reverted;
+    }
+
+    // ------------------------------------------------------------------- refunds, settlement
+
+    /// @inheritdoc IInferenceHub
+    function refundExpired(Request calldata request) external {
+        bytes32 commitment = _checkPending(request);
+        if (block.timestamp <= request.deadline) revert Hub__NotExpired(request.requestId, request.deadline);
+        _slots[request.requestId] = _pack(RequestState.Refunded, commitment);
+        _refund(request, RequestState.Refunded);
+    }
+
+    /// @inheritdoc IInferenceHub
+    function release(
+        Request calldata request,
+        Fulfillment calldata fulfillment
+    ) external returns (uint256 fee) {
+        if (msg.sender != address(_SETTLEMENT)) revert Hub__OnlySettlement(msg.sender);
+        uint256 requestId = request.requestId;
+        bytes32 slot = _slots[requestId];
+        RequestState state = _state(slot);
+        if (state != RequestState.Fulfilled) _revertState(requestId, state);
+        bytes32 h = _fulfillmentHash(keccak256(abi.encode(request)), fulfillment);
+        if (_hashPart(slot) != _hashPart(h)) revert Hub__CommitmentMismatch(requestId);
+        _slots[requestId] = _pack(RequestState.Finalized, h);
+        fee = request.fee;
+        emit RequestReleased(requestId, fee);
+        (bool ok, ) = address(_SETTLEMENT).call{value: fee}("");
+        if (!ok) revert Hub__TransferFailed(address(_SETTLEMENT), fee);
+    }
+
+    function _refund(Request calldata request, RequestState reason) private {
+        emit RequestRefunded(request.requestId, request.requester, request.fee, reason);
+        _SETTLEMENT.creditRefund{value: request.fee}(request.requestId, request.requester);
+    }
+
+    // -------------------------------------------------------------------------------- views
+
+    /// @inheritdoc IInferenceHub
+    function requestState(uint256 requestId) external view returns (RequestState) {
+        return _state(_slots[requestId]);
+    }
+
+    /// @inheritdoc IInferenceHub
+    function commitmentOf(uint256 requestId) external view returns (bytes32) {
+        return _slots[requestId];
+    }
+
+    /// @inheritdoc IInferenceHub
+    function requestCount() external view returns (uint256) {
+        return _requestCount;
+    }
+
+    /// @inheritdoc IInferenceHub
+    function params() external view returns (HubParams memory) {
+        return
+            HubParams({
+                maxInputBytes: _maxInputBytes,
+                maxCallbackGasLimit: _maxCallbackGasLimit,
+                requestTimeout: _requestTimeout
+            });
+    }
+
+    /// @inheritdoc IInferenceHub
+    function hashRequest(Request calldata request) external pure returns (bytes32) {
+        return keccak256(abi.encode(request));
+    }
+
+    /// @inheritdoc IInferenceHub
+    function hashFulfillment(
+        Request calldata request,
+        Fulfillment calldata fulfillment
+    ) external pure returns (bytes32) {
+        return _fulfillmentHash(keccak256(abi.encode(request)), fulfillment);
+    }
+
+    // ------------------------------------------------------------------------------ helpers
+
+    /// @dev Loads the slot, requires Pending and a matching commitment; returns the full hash.
+    function _checkPending(Request calldata request) private view returns (bytes32 commitment) {
+        bytes32 slot = _slots[request.requestId];
+        RequestState state = _state(slot);
+        if (state != RequestState.Pending) _revertState(request.requestId, state);
+        commitment = keccak256(abi.encode(request));
+        if (_hashPart(slot) != _hashPart(commitment)) revert Hub__CommitmentMismatch(request.requestId);
+    }
+
+    function _revertState(uint256 requestId, RequestState state) private pure {
+        if (state == RequestState.None) revert Hub__UnknownRequest(requestId);
+        revert Hub__WrongState(requestId, state);
+    }
+
+    function _fulfillmentHash(bytes32 commitment, Fulfillment calldata f) private pure returns (bytes32) {
+        return keccak256(abi.encode(commitment, f.node, f.outputHash, f.fulfilledAt));
+    }
+
+    function _pack(RequestState state, bytes32 h) private pure returns (bytes32) {
+        return bytes32((uint256(state) << _STATE_SHIFT) | (uint256(h) & _HASH_MASK));
+    }
+
+    function _state(bytes32 slot) private pure returns (RequestState) {
+        return RequestState(uint256(slot) >> _STATE_SHIFT);
+    }
+
+    function _hashPart(bytes32 h) private pure returns (uint256) {
+        return uint256(h) & _HASH_MASK;
+    }
+
+    function _setParams(HubParams calldata p) private {
+        if (p.maxInputBytes == 0 || p.requestTimeout == 0) revert Hub__InvalidParams();
+        _maxInputBytes = p.maxInputBytes;
+        _maxCallbackGasLimit = p.maxCallbackGasLimit;
+        _requestTimeout = p.requestTimeout;
+        emit HubParamsChanged(p);
+    }
+}

@@ -1,0 +1,160 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.28;
+
+/// @notice Where a request stands. Stored in the top byte of the request's commitment slot.
+enum RequestState {
+    None, // never created
+    Pending, // fee escrowed, waiting for a node
+    Fulfilled, // result recorded; fee held through the challenge window
+    Failed, // a node answered with an error status; fee refunded to the requester
+    Refunded, // nobody answered before the deadline; fee refunded to the requester
+    Finalized // challenge window passed; fee paid out by the settlement contract
+}
+
+/// @notice The status a node reports with its answer.
+enum ResultStatus {
+    Success, // `output` is the canonical encoding; keccak256(output) == outputHash
+    SuccessOffchain, // output too large for the chain: `output` is abi.encode(string uri), outputHash hashes the stored bytes
+    InvalidInput, // the input does not fit the model's schema or cannot be decoded
+    InputUnavailable, // a large input could not be fetched or its bytes do not match inputHash
+    ModelFailed // the model could not be loaded or failed while running
+}
+
+/// @notice What became of the consumer's callback. A callback never makes a fulfilment revert.
+enum CallbackResult {
+    NotRequested, // callbackGasLimit was 0
+    Success,
+    Reverted, // reverted or ran out of gas
+    NoCode // the requester has no code (an EOA, or a destroyed contract)
+}
+
+/// @notice The full parameters of a request. The hub stores only a hash of this struct and
+/// emits it whole in `InferenceRequested`; whoever acts on a request passes it back.
+struct Request {
+    uint256 requestId;
+    bytes32 modelId;
+    address requester; // pays, receives refunds and, when callbackGasLimit > 0, the callback
+    uint32 callbackGasLimit;
+    uint64 deadline; // unix seconds; after it the request can only be refunded
+    uint256 fee; // escrowed wei
+    bytes32 inputHash; // sha256 of the input bytes (inline or stored off chain)
+    bool inputIsRef; // true: the input bytes live off chain at the URI in the request event
+}
+
+/// @notice A recorded successful answer; hashed together with the request's commitment.
+struct Fulfillment {
+    address node;
+    bytes32 outputHash;
+    uint64 fulfilledAt;
+}
+
+/// @notice One answer in `fulfillBatch`.
+struct FulfillParams {
+    Request request;
+    ResultStatus status;
+    bytes output;
+    bytes32 outputHash;
+}
+
+/// @notice Tunable hub limits; packed with the request counter into one slot.
+struct HubParams {
+    uint32 maxInputBytes;
+    uint32 maxCallbackGasLimit;
+    uint32 requestTimeout; // seconds from request to deadline
+}
+
+/// @title The request registry: escrow, commitments, fulfilment and consumer callbacks.
+interface IInferenceHub {
+    event InferenceRequested(
+        uint256 indexed requestId,
+        bytes32 indexed modelId,
+        address indexed requester,
+        Request request,
+        bytes input,
+        string inputUri
+    );
+    event InferenceFulfilled(
+        uint256 indexed requestId,
+        address indexed node,
+        ResultStatus status,
+        bytes32 outputHash,
+        uint64 fulfilledAt,
+        CallbackResult callbackResult,
+        bytes output
+    );
+    event RequestRefunded(
+        uint256 indexed requestId,
+        address indexed requester,
+        uint256 fee,
+        RequestState reason
+    );
+    event RequestReleased(uint256 indexed requestId, uint256 fee);
+    event HubParamsChanged(HubParams params);
+
+    error Hub__ModelNotActive(bytes32 modelId);
+    error Hub__FeeTooLow(bytes32 modelId, uint256 paid, uint256 required);
+    error Hub__EmptyInput();
+    error Hub__InputTooLarge(uint256 size, uint256 maxSize);
+    error Hub__EmptyInputUri();
+    error Hub__ZeroInputHash();
+    error Hub__CallbackGasTooHigh(uint32 callbackGasLimit, uint32 maxCallbackGasLimit);
+    error Hub__UnknownRequest(uint256 requestId);
+    error Hub__CommitmentMismatch(uint256 requestId);
+    error Hub__WrongState(uint256 requestId, RequestState state);
+    error Hub__RequestExpired(uint256 requestId, uint64 deadline);
+    error Hub__NotExpired(uint256 requestId, uint64 deadline);
+    error Hub__NotInferenceNode(address node);
+    error Hub__OutputHashMismatch(uint256 requestId, bytes32 claimed, bytes32 actual);
+    error Hub__EmptyOutput(uint256 requestId);
+    error Hub__InsufficientGasForCallback(uint256 requestId, uint32 callbackGasLimit);
+    error Hub__OnlySettlement(address caller);
+    error Hub__InvalidParams();
+    error Hub__TransferFailed(address to, uint256 amount);
+
+    /// @notice Ask `modelId` to run on `input` (abi.encode(Tensor[])). Pays `msg.value` as the fee.
+    /// A contract sets `callbackGasLimit` > 0 to receive `rawFulfillInference`; 0 means no callback.
+    function requestInference(
+        bytes32 modelId,
+        bytes calldata input,
+        uint32 callbackGasLimit
+    ) external payable returns (uint256 requestId);
+
+    /// @notice As `requestInference`, for an input stored off chain: its sha256 and where to fetch it.
+    function requestInferenceRef(
+        bytes32 modelId,
+        bytes32 inputSha256,
+        string calldata inputUri,
+        uint32 callbackGasLimit
+    ) external payable returns (uint256 requestId);
+
+    /// @notice Record a node's answer. Only an active INFERENCE node; only before the deadline.
+    function fulfill(
+        Request calldata request,
+        ResultStatus status,
+        bytes calldata output,
+        bytes32 outputHash
+    ) external;
+
+    /// @notice Record many answers in one transaction. Items that another node already answered
+    /// or whose deadline passed are skipped; returns how many were recorded.
+    function fulfillBatch(FulfillParams[] calldata items) external returns (uint256 recorded);
+
+    /// @notice After the deadline, return the fee of an unanswered request to its requester.
+    function refundExpired(Request calldata request) external;
+
+    /// @notice Settlement hook: end the challenge hold and hand the fee to the settlement contract.
+    function release(
+        Request calldata request,
+        Fulfillment calldata fulfillment
+    ) external returns (uint256 fee);
+
+    function requestState(uint256 requestId) external view returns (RequestState);
+    function commitmentOf(uint256 requestId) external view returns (bytes32);
+    function requestCount() external view returns (uint256);
+    function params() external view returns (HubParams memory);
+    function hashRequest(Request calldata request) external pure returns (bytes32);
+    function hashFulfillment(
+        Request calldata request,
+        Fulfillment calldata fulfillment
+    ) external pure returns (bytes32);
+}

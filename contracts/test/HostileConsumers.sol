@@ -1,0 +1,127 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.28;
+
+import {IInferenceHub, Request, ResultStatus} from "../interfaces/IInferenceHub.sol";
+import {InferenceConsumer} from "../consumer/InferenceConsumer.sol";
+
+/// @dev Test-only consumers that misbehave in every way a callback can. None of them may stop
+/// the hub from recording a result or refunding a fee.
+abstract contract TestRequester {
+    IInferenceHub internal immutable HUB;
+
+    constructor(IInferenceHub hub) {
+        HUB = hub;
+    }
+
+    function request(
+        bytes32 modelId,
+        bytes calldata input,
+        uint32 callbackGasLimit
+    ) external payable returns (uint256) {
+        return HUB.requestInference{value: msg.value}(modelId, input, callbackGasLimit);
+    }
+}
+
+contract RevertingConsumer is TestRequester {
+    error Nope();
+
+    constructor(IInferenceHub hub) TestRequester(hub) {}
+
+    function rawFulfillInference(uint256, uint8, bytes calldata, bytes32) external pure {
+        revert Nope();
+    }
+}
+
+contract GasBurningConsumer is TestRequester {
+    uint256 public counter;
+
+    constructor(IInferenceHub hub) TestRequester(hub) {}
+
+    function rawFulfillInference(uint256, uint8, bytes calldata, bytes32) external {
+        while (true) {
+            ++counter;
+        }
+    }
+}
+
+contract ReturnBombConsumer is TestRequester {
+    constructor(IInferenceHub hub) TestRequester(hub) {}
+
+    function rawFulfillInference(uint256, uint8, bytes calldata, bytes32) external pure {
+        assembly {
+            // Return as much memory as the gas allows: a caller that copied it would run dry.
+            return(0, 1000000)
+        }
+    }
+}
+
+/// @dev Tries to re-enter the hub from its callback.
+contract ReentrantConsumer is TestRequester {
+    Request public reentryTarget;
+    bool public reentryFailed;
+
+    constructor(IInferenceHub hub) TestRequester(hub) {}
+
+    function setTarget(Request calldata r) external {
+        reentryTarget = r;
+    }
+
+    function rawFulfillInference(uint256, uint8, bytes calldata output, bytes32 outputHash) external {
+        try HUB.fulfill(reentryTarget, ResultStatus.Success, output, outputHash) {} catch {
+            reentryFailed = true;
+        }
+    }
+}
+
+/// @dev Stores three values from the output in the callback: the consumer the gas benchmark uses.
+contract StoringConsumer is InferenceConsumer {
+    int256 public a;
+    int256 public b;
+    int256 public c;
+    uint256 public lastRequestId;
+    ResultStatus public lastStatus;
+
+    constructor(IInferenceHub hub) InferenceConsumer(hub) {}
+
+    function request(
+        bytes32 modelId,
+        bytes calldata input,
+        uint32 callbackGasLimit
+    ) external payable returns (uint256) {
+        return INFERENCE_HUB.requestInference{value: msg.value}(modelId, input, callbackGasLimit);
+    }
+
+    function _onInference(
+        uint256 requestId,
+        ResultStatus status,
+        bytes calldata output,
+        bytes32
+    ) internal override {
+        lastRequestId = requestId;
+        lastStatus = status;
+        if (status != ResultStatus.Success) return;
+        int256[] memory v = _decodeTensors(output)[0].values;
+        a = v[0];
+        b = v[1];
+        c = v[2];
+    }
+}
+
+/// @dev Refuses plain transfers: a withdrawal to it must fail loudly and keep the credit.
+contract RejectingReceiver {
+    error NoThanks();
+
+    receive() external payable {
+        revert NoThanks();
+    }
+
+    function call(address target, bytes calldata data) external returns (bytes memory) {
+        (bool ok, bytes memory ret) = target.call(data);
+        if (!ok) {
+            assembly {
+                revert(add(ret, 0x20), mload(ret))
+            }
+        }
+        return ret;
+    }
+}

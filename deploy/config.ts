@@ -1,0 +1,50 @@
+import { parseEther } from "ethers";
+
+/** Where the system contracts sit on the gradnet devnet, like an appchain's precompiles. */
+export const FIXED_ADDRESSES = {
+  inferenceHub: "0x0000000000000000000000000000000000000F10",
+  modelRegistry: "0x0000000000000000000000000000000000000F11",
+  nodeRegistry: "0x0000000000000000000000000000000000000F12",
+  settlement: "0x0000000000000000000000000000000000000F13",
+} as const;
+
+export type ContractName = keyof typeof FIXED_ADDRESSES;
+
+export interface HubParams {
+  maxInputBytes: number;
+  maxCallbackGasLimit: number;
+  requestTimeout: number;
+}
+
+export interface SettlementParams {
+  treasury: string;
+  challengeWindow: number;
+  protocolFeeBps: number;
+}
+
+export interface StakeParams {
+  minStakeInference: bigint;
+  minStakeVerifier: bigint;
+  minStakeData: bigint;
+  unbondingDelay: number;
+  jailPeriod: number;
+}
+
+export interface SystemParams {
+  hub: HubParams;
+  settlement: Omit<SettlementParams, "treasury"> & { treasury?: string };
+  stake: StakeParams;
+}
+
+/** Devnet defaults: short windows so that a person sees settlement happen. */
+export const DEVNET_PARAMS: SystemParams = {
+  hub: { maxInputBytes: 16 * 1024, maxCallbackGasLimit: 2_000_000, requestTimeout: 60 * 60 },
+  settlement: { challengeWindow: 60, protocolFeeBps: 500 },
+  stake: {
+    minStakeInference: parseEther("1"),
+    minStakeVerifier: parseEther("1"),
+    minStakeData: parseEther("0.5"),
+    unbondingDelay: 60 * 60,
+    jailPeriod: 24 * 60 * 60,
+  },
+};
