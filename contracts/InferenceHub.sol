@@ -73,7 +73,7 @@ contract InferenceHub is IInferenceHub, SystemContract {
         uint32 callbackGasLimit
     ) external payable returns (uint256) {
         if (input.length == 0) revert Hub__EmptyInput();
-        return _request(modelId, sha256(input), false, callbackGasLimit, input, "");
+        return _request(modelId, sha256(input), false, callbackGasLimit, input);
     }
 
     /// @inheritdoc IInferenceHub
@@ -85,7 +85,7 @@ contract InferenceHub is IInferenceHub, SystemContract {
     ) external payable returns (uint256) {
         if (inputSha256 == bytes32(0)) revert Hub__ZeroInputHash();
         if (bytes(inputUri).length == 0) revert Hub__EmptyInputUri();
-        return _request(modelId, inputSha256, true, callbackGasLimit, "", inputUri);
+        return _request(modelId, inputSha256, true, callbackGasLimit, bytes(inputUri));
     }
 
     function _request(
@@ -93,14 +93,13 @@ contract InferenceHub is IInferenceHub, SystemContract {
         bytes32 inputHash,
         bool inputIsRef,
         uint32 callbackGasLimit,
-        bytes memory input,
-        string memory inputUri
+        bytes memory input // the inline input, or the input's URI when inputIsRef
     ) private returns (uint256 requestId) {
         ModelTerms memory t = _MODELS.terms(modelId);
         if (!t.registered || t.deprecated) revert Hub__ModelNotActive(modelId);
         if (msg.value < t.fee) revert Hub__FeeTooLow(modelId, msg.value, t.fee);
 
-        // Checked against the stored limits; inline size is only known here, not in the caller.
+        // Read here, with the counter in the same slot. A URI is held to the same cap.
         uint32 maxInput = _maxInputBytes;
         if (input.length > maxInput) revert Hub__InputTooLarge(input.length, maxInput);
         uint32 maxGas = _maxCallbackGasLimit;
@@ -118,7 +117,7 @@ contract InferenceHub is IInferenceHub, SystemContract {
             inputIsRef: inputIsRef
         });
         _slots[requestId] = _pack(RequestState.Pending, keccak256(abi.encode(r)));
-        emit InferenceRequested(requestId, modelId, msg.sender, r, input, inputUri);
+        emit InferenceRequested(requestId, modelId, msg.sender, r, input);
     }
 
     // --------------------------------------------------------------------------- fulfilment

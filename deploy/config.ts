@@ -1,11 +1,11 @@
 import { parseEther } from "ethers";
 
-/** Where the system contracts sit on the gradnet devnet, like an appchain's precompiles. */
+/** Where the system contracts sit on the gradnet devnet, like an appchain's precompiles (EIP-55 checksummed). */
 export const FIXED_ADDRESSES = {
   inferenceHub: "0x0000000000000000000000000000000000000F10",
-  modelRegistry: "0x0000000000000000000000000000000000000F11",
-  nodeRegistry: "0x0000000000000000000000000000000000000F12",
-  settlement: "0x0000000000000000000000000000000000000F13",
+  modelRegistry: "0x0000000000000000000000000000000000000f11",
+  nodeRegistry: "0x0000000000000000000000000000000000000f12",
+  settlement: "0x0000000000000000000000000000000000000f13",
 } as const;
 
 export type ContractName = keyof typeof FIXED_ADDRESSES;

@@ -45,6 +45,14 @@ export async function deploySystem(
   let target: Addresses;
   if (opts.mode === "fixed") {
     target = { ...FIXED_ADDRESSES };
+    for (const [name, address] of Object.entries(target)) {
+      if ((await ethers.provider.getCode(address)) !== "0x") {
+        throw new Error(
+          `${name} already has code at its fixed address ${address}: this chain already runs gradnet ` +
+            "(restart the Hardhat node for a fresh devnet)",
+        );
+      }
+    }
   } else {
     const nonce = await ethers.provider.getTransactionCount(deployerAddress, "pending");
     const at = (i: number) => getCreateAddress({ from: deployerAddress, nonce: nonce + i });

@@ -38,7 +38,7 @@ struct Request {
     uint64 deadline; // unix seconds; after it the request can only be refunded
     uint256 fee; // escrowed wei
     bytes32 inputHash; // sha256 of the input bytes (inline or stored off chain)
-    bool inputIsRef; // true: the input bytes live off chain at the URI in the request event
+    bool inputIsRef; // true: the input bytes live off chain, at the URI the request event carries
 }
 
 /// @notice A recorded successful answer; hashed together with the request's commitment.
@@ -65,13 +65,14 @@ struct HubParams {
 
 /// @title The request registry: escrow, commitments, fulfilment and consumer callbacks.
 interface IInferenceHub {
+    /// @notice `input` is the inline input (abi.encode(Tensor[])), or, when `request.inputIsRef`,
+    /// the UTF-8 URI of the stored input bytes whose sha256 is `request.inputHash`.
     event InferenceRequested(
         uint256 indexed requestId,
         bytes32 indexed modelId,
         address indexed requester,
         Request request,
-        bytes input,
-        string inputUri
+        bytes input
     );
     event InferenceFulfilled(
         uint256 indexed requestId,

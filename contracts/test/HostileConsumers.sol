@@ -49,8 +49,9 @@ contract ReturnBombConsumer is TestRequester {
 
     function rawFulfillInference(uint256, uint8, bytes calldata, bytes32) external pure {
         assembly {
-            // Return as much memory as the gas allows: a caller that copied it would run dry.
-            return(0, 1000000)
+            // 200 kB of return data (about 95k gas of memory here): a caller that copied it
+            // into its own memory would pay for that again, and more with every callback.
+            return(0, 200000)
         }
     }
 }
@@ -123,5 +124,44 @@ contract RejectingReceiver {
             }
         }
         return ret;
+    }
+}
+
+/// @dev The gas benchmark's consumer: stores the three values of each answer. With `keepAll`
+/// every answer gets fresh slots (a dApp that keeps history); otherwise the latest answer
+/// overwrites the previous one (a dApp that keeps the current value).
+contract BenchConsumer is InferenceConsumer {
+    struct Result {
+        int256 a;
+        int256 b;
+        int256 c;
+    }
+
+    bool public immutable KEEP_ALL;
+    Result public latest;
+    mapping(uint256 requestId => Result) public results;
+
+    constructor(IInferenceHub hub, bool keepAll) InferenceConsumer(hub) {
+        KEEP_ALL = keepAll;
+    }
+
+    function request(
+        bytes32 modelId,
+        bytes calldata input,
+        uint32 callbackGasLimit
+    ) external payable returns (uint256) {
+        return INFERENCE_HUB.requestInference{value: msg.value}(modelId, input, callbackGasLimit);
+    }
+
+    function _onInference(
+        uint256 requestId,
+        ResultStatus status,
+        bytes calldata output,
+        bytes32
+    ) internal override {
+        if (status != ResultStatus.Success) return;
+        int256[] memory v = _decodeTensors(output)[0].values;
+        if (KEEP_ALL) results[requestId] = Result(v[0], v[1], v[2]);
+        else latest = Result(v[0], v[1], v[2]);
     }
 }
