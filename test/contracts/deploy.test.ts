@@ -37,6 +37,14 @@ describe("deploy", () => {
     expect(written.contracts).to.deep.equal(system.addresses);
   });
 
+  it("is readable through viem as well as ethers", async () => {
+    const f = await loadFixture(deployFixture);
+    const hub = await hre.viem.getContractAt("InferenceHub", FIXED_ADDRESSES.inferenceHub);
+    const params = await hub.read.params();
+    expect(params.requestTimeout).to.equal(3600);
+    expect(await hub.read.owner()).to.equal(await f.owner.getAddress());
+  });
+
   it("only the deployer can initialise freshly deployed code", async () => {
     const [, stranger] = await hre.ethers.getSigners();
     const registry = await (await hre.ethers.getContractFactory("ModelRegistry")).deploy();
