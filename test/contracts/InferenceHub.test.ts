@@ -2,7 +2,16 @@ import { expect } from "chai";
 import hre from "hardhat";
 import { loadFixture, time } from "@nomicfoundation/hardhat-network-helpers";
 import { anyValue } from "@nomicfoundation/hardhat-chai-matchers/withArgs";
-import { keccak256, sha256, toUtf8Bytes, hexlify, ZeroHash, type Signer } from "ethers";
+import {
+  keccak256,
+  sha256,
+  toUtf8Bytes,
+  hexlify,
+  ZeroHash,
+  type BaseContract,
+  type ContractTransactionResponse,
+  type Signer,
+} from "ethers";
 import {
   CALLBACK,
   MODEL_FEE,
@@ -28,23 +37,26 @@ async function eoaRequest(f: Fixture, from: Signer = f.user, fee = MODEL_FEE): P
   return requestFromTx(f, tx);
 }
 
-async function deployConsumer(f: Fixture, name: string) {
-  const factory = await hre.ethers.getContractFactory(name);
-  const c = await factory.deploy(f.addresses.inferenceHub);
+/** What the test consumers in contracts/test/HostileConsumers.sol have in common. */
+interface TestConsumer extends BaseContract {
+  connect(runner: Signer): TestConsumer;
+  request(
+    modelId: string,
+    input: string,
+    callbackGasLimit: number,
+    overrides: { value: bigint },
+  ): Promise<ContractTransactionResponse>;
+}
+
+async function deployConsumer(f: Fixture, name: string): Promise<TestConsumer> {
+  const c = await hre.ethers.deployContract(name, [f.addresses.inferenceHub]);
   await c.waitForDeployment();
-  return c;
+  return c as unknown as TestConsumer;
 }
 
 /** A request from a test consumer contract that asks for a callback. */
-async function consumerRequest(
-  f: Fixture,
-  consumer: { request: (...a: never[]) => unknown },
-  gas = 100_000,
-): Promise<RequestStruct> {
-  const c = consumer as unknown as {
-    connect(s: Signer): { request(m: string, i: string, g: number, o: { value: bigint }): Promise<never> };
-  };
-  const tx = await c.connect(f.user).request(MODEL_ID, SAMPLE_INPUT, gas, { value: MODEL_FEE });
+async function consumerRequest(f: Fixture, consumer: TestConsumer, gas = 100_000): Promise<RequestStruct> {
+  const tx = await consumer.connect(f.user).request(MODEL_ID, SAMPLE_INPUT, gas, { value: MODEL_FEE });
   return requestFromTx(f, tx);
 }
 
@@ -367,16 +379,14 @@ describe("InferenceHub", () => {
 
       const c = await eoaRequest(f);
       await expect(
-        f.hub
-          .connect(f.node1)
-          .fulfillBatch([
-            {
-              request: { ...c, fee: 1n },
-              status: STATUS.Success,
-              output: SAMPLE_OUTPUT,
-              outputHash: OUTPUT_HASH,
-            },
-          ]),
+        f.hub.connect(f.node1).fulfillBatch([
+          {
+            request: { ...c, fee: 1n },
+            status: STATUS.Success,
+            output: SAMPLE_OUTPUT,
+            outputHash: OUTPUT_HASH,
+          },
+        ]),
       )
         .to.be.revertedWithCustomError(f.hub, "Hub__CommitmentMismatch")
         .withArgs(c.requestId);
