@@ -118,10 +118,11 @@ contract NodeRegistry is INodeRegistry, SystemContract {
     }
 
     /// @inheritdoc INodeRegistry
+    /// @dev `role` must be one role bit; anything else reverts NodeRegistry__InvalidRoles.
     function isActive(address node, uint8 role) external view returns (bool) {
+        uint256 min = _minStakeFor(role);
         NodeInfo storage n = _nodes[node];
-        if (n.roles & role == 0 || n.jailedUntil > block.timestamp) return false;
-        return n.stake >= _minStakeFor(role);
+        return n.roles & role != 0 && n.jailedUntil <= block.timestamp && n.stake >= min;
     }
 
     /// @inheritdoc INodeRegistry

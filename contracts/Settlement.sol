@@ -46,8 +46,10 @@ contract Settlement is ISettlement, SystemContract {
         _setParams(params_);
     }
 
-    /// @notice Only the hub (releases) and the node registry (slashed stake) pay in. Whatever
-    /// they send is credited by the function that asked for it, in the same transaction.
+    /// @notice Only the hub (released fees) and the node registry (slashed stake) pay in. A
+    /// released fee is credited by `finalize` in the same transaction. Slashed stake arrives only
+    /// when this contract calls `NodeRegistry.slash`, which nothing here does until disputes
+    /// (a later part of the protocol) credit it to the challenger and treasury.
     receive() external payable {
         if (msg.sender != address(_HUB) && msg.sender != _NODES)
             revert Settlement__UnexpectedPayment(msg.sender);
