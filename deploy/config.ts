@@ -1,14 +1,6 @@
 import { parseEther } from "ethers";
 
-/** Where the system contracts sit on the gradnet devnet, like an appchain's precompiles (EIP-55 checksummed). */
-export const FIXED_ADDRESSES = {
-  inferenceHub: "0x0000000000000000000000000000000000000F10",
-  modelRegistry: "0x0000000000000000000000000000000000000f11",
-  nodeRegistry: "0x0000000000000000000000000000000000000f12",
-  settlement: "0x0000000000000000000000000000000000000f13",
-} as const;
-
-export type ContractName = keyof typeof FIXED_ADDRESSES;
+export { FIXED_ADDRESSES, type ContractName } from "../sdk/addresses";
 
 export interface HubParams {
   maxInputBytes: number;

@@ -1,0 +1,7 @@
+/** gradnet's TypeScript SDK: every other part of gradnet imports from here. */
+export * from "./abis";
+export * from "./addresses";
+export * from "./client";
+export * from "./errors";
+export * from "./protocol";
+export * from "./tensor";
