@@ -3846,6 +3846,11 @@ export const classifierConsumerAbi = [
         "internalType": "bytes32",
         "name": "modelId",
         "type": "bytes32"
+      },
+      {
+        "internalType": "string",
+        "name": "scoresName",
+        "type": "string"
       }
     ],
     "stateMutability": "nonpayable",
@@ -3979,6 +3984,19 @@ export const classifierConsumerAbi = [
         "internalType": "address",
         "name": "",
         "type": "address"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
+    "inputs": [],
+    "name": "SCORES_NAME_HASH",
+    "outputs": [
+      {
+        "internalType": "bytes32",
+        "name": "",
+        "type": "bytes32"
       }
     ],
     "stateMutability": "view",

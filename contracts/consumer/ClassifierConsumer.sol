@@ -8,7 +8,8 @@ import {Tensor, DType} from "../interfaces/ITensor.sol";
 
 /// @title ClassifierConsumer, an example dApp
 /// @notice Sends a feature vector to a classifier model (one float input `input` of shape
-/// [1, n]) and stores the winning class of its first output (scores of shape [1, classes]).
+/// [1, n]) and stores the winning class of the output tensor named `scoresName` (scores of
+/// shape [1, classes]; outputs arrive sorted by name, so it is found by name, not position).
 contract ClassifierConsumer is InferenceConsumer {
     struct Classification {
         ResultStatus status;
@@ -26,6 +27,7 @@ contract ClassifierConsumer is InferenceConsumer {
     event Classified(uint256 indexed requestId, ResultStatus status, uint8 label, int256 score);
 
     bytes32 public immutable MODEL_ID;
+    bytes32 public immutable SCORES_NAME_HASH;
     address public immutable OWNER;
     uint32 public constant CALLBACK_GAS_LIMIT = 200_000;
 
@@ -33,8 +35,9 @@ contract ClassifierConsumer is InferenceConsumer {
     mapping(uint256 requestId => address) public requesterOf;
     uint256 public lastRequestId;
 
-    constructor(IInferenceHub hub, bytes32 modelId) InferenceConsumer(hub) {
+    constructor(IInferenceHub hub, bytes32 modelId, string memory scoresName) InferenceConsumer(hub) {
         MODEL_ID = modelId;
+        SCORES_NAME_HASH = keccak256(bytes(scoresName));
         OWNER = msg.sender;
     }
 
@@ -84,8 +87,11 @@ contract ClassifierConsumer is InferenceConsumer {
             return;
         }
         Tensor[] memory outputs = _decodeTensors(output);
-        if (outputs.length == 0 || outputs[0].values.length == 0) revert Classifier__NoScores(requestId);
-        int256[] memory scores = outputs[0].values;
+        int256[] memory scores;
+        for (uint256 i = 0; i < outputs.length; ++i) {
+            if (keccak256(bytes(outputs[i].name)) == SCORES_NAME_HASH) scores = outputs[i].values;
+        }
+        if (scores.length == 0) revert Classifier__NoScores(requestId);
         uint256 best = 0;
         for (uint256 i = 1; i < scores.length; ++i) {
             if (scores[i] > scores[best]) best = i;

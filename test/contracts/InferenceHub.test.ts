@@ -545,7 +545,7 @@ describe("InferenceHub", () => {
     it("asks the classifier and stores the winning class", async () => {
       const f = await loadFixture(deployFixture);
       const factory = await hre.ethers.getContractFactory("ClassifierConsumer");
-      const app = await factory.deploy(f.addresses.inferenceHub, MODEL_ID);
+      const app = await factory.deploy(f.addresses.inferenceHub, MODEL_ID, "probabilities");
       const tx = await app
         .connect(f.user)
         .classify([5_100000n, 3_500000n, 1_400000n, 200000n], 6, { value: MODEL_FEE });
@@ -558,7 +558,11 @@ describe("InferenceHub", () => {
       // The input the app built is the canonical tensor form.
       expect(req.inputHash).to.equal(sha256(SAMPLE_INPUT));
 
-      const out = encodeTensors([floatTensor("probabilities", [100000n, 850000n, 50000n])]);
+      // Outputs arrive sorted by name: the scores are found by name, not position.
+      const out = encodeTensors([
+        { name: "label", dtype: 7, decimals: 0, shape: [1], values: [1n], strings: [] },
+        floatTensor("probabilities", [100000n, 850000n, 50000n]),
+      ]);
       await expect(f.hub.connect(f.node1).fulfill(req, STATUS.Success, out, keccak256(out)))
         .to.emit(app, "Classified")
         .withArgs(req.requestId, STATUS.Success, 1, 850000n);
@@ -575,7 +579,7 @@ describe("InferenceHub", () => {
     it("records an error answer and lets its owner collect the refund", async () => {
       const f = await loadFixture(deployFixture);
       const factory = await hre.ethers.getContractFactory("ClassifierConsumer", f.owner);
-      const app = await factory.deploy(f.addresses.inferenceHub, MODEL_ID);
+      const app = await factory.deploy(f.addresses.inferenceHub, MODEL_ID, "probabilities");
       const req = await requestFromTx(
         f,
         await app.connect(f.user).classify([1n, 2n, 3n], 6, { value: MODEL_FEE }),
