@@ -1,0 +1,9 @@
+/** gradnet's inference worker: the public surface other programs (tests, the devnet) use. */
+export { parseWorkerConfig, workerConfigSchema, ConfigError, type WorkerConfig } from "./config";
+export { startWorker, type RunningWorker } from "./main";
+export * from "./inference";
+export { ModelCache, ModelSchemaError, type LoadedModel } from "./modelCache";
+export { processJob, type JobSummary, type ProcessorDeps } from "./processor";
+export { ChainWriter, type Answer, type Outcome } from "./writer";
+export { WorkerMetrics } from "./metrics";
+export { fetchBytes, FetchError } from "./fetch";

@@ -1,0 +1,236 @@
+/**
+ * The BullMQ processor: one job = the requests of one model from one block. Load the model,
+ * check each input, run them (together when the model has a batch axis), and post every
+ * answer, errors included, so that no request is left without an answer or a refund.
+ */
+import { UnrecoverableError } from "bullmq";
+import { keccak256, sha256, stringToHex, type Hex } from "viem";
+import type { Logger } from "pino";
+import {
+  GradnetError,
+  InputSchemaError,
+  ModelHashMismatchError,
+  ResultStatus,
+  TensorEncodingError,
+  decodeWire,
+  requestFromJson,
+  type InferenceJob,
+  type InferenceJobItem,
+  type Request,
+  type ResultStatusName,
+} from "../sdk";
+import { FetchError, fetchBytes } from "./fetch";
+import {
+  isBatchable,
+  prepareInputs,
+  runBatch,
+  runOne,
+  type EncodedResult,
+  type PreparedTensor,
+} from "./inference";
+import { ModelSchemaError, type LoadedModel } from "./modelCache";
+import type { WorkerMetrics } from "./metrics";
+import type { Answer, Outcome, WriteResult } from "./writer";
+
+export interface ProcessorDeps {
+  models: { get(modelId: Hex): Promise<LoadedModel> };
+  writer: { submit(answers: readonly Answer[]): Promise<WriteResult> };
+  metrics: WorkerMetrics;
+  logger: Logger;
+  maxInputBytes: number;
+  fetchInput?: (uri: string, maxBytes: number) => Promise<Uint8Array>;
+}
+
+/** What BullMQ hands the processor, reduced to what it uses. */
+export interface JobLike {
+  id?: string;
+  data: InferenceJob;
+  attemptsMade: number;
+  opts: { attempts?: number };
+}
+
+export interface JobSummary {
+  txHash?: Hex;
+  results: { requestId: string; status: ResultStatusName; outcome: Outcome; outputHash: Hex }[];
+}
+
+const MAX_REASON = 512;
+
+/** A request answered with an error status; the reason goes on chain as UTF-8. */
+class Refusal {
+  constructor(
+    readonly status: ResultStatusName,
+    readonly reason: string,
+  ) {}
+}
+
+function errorAnswer(request: Request, refusal: Refusal): Answer {
+  const output = stringToHex(refusal.reason.slice(0, MAX_REASON));
+  return { request, status: ResultStatus[refusal.status], output, outputHash: keccak256(output) };
+}
+
+export async function processJob(job: JobLike, deps: ProcessorDeps): Promise<JobSummary> {
+  const { metrics } = deps;
+  const log = deps.logger.child({ jobId: job.id, modelId: job.data.modelId });
+  const lastAttempt = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
+  const requests = job.data.items.map((i) => requestFromJson(i.request));
+
+  // The model: refused bytes or a broken graph answer every request with ModelFailed.
+  let model: LoadedModel | Refusal;
+  try {
+    model = await metrics.time("load_model", () => deps.models.get(job.data.modelId));
+  } catch (err) {
+    model = modelRefusal(err, lastAttempt);
+    metrics.errors.inc({ kind: (err as GradnetError).code ?? "model_load" });
+  }
+
+  const refusals = new Map<number, Refusal>();
+  const prepared = new Map<number, PreparedTensor[]>();
+  if (model instanceof Refusal) {
+    requests.forEach((_, i) => refusals.set(i, model as Refusal));
+  } else {
+    const loaded = model;
+    await Promise.all(
+      job.data.items.map(async (item, i) => {
+        try {
+          const bytes = await inputBytes(item, deps, lastAttempt);
+          const wire = await metrics.time("validate", async () => decodeWire(bytes));
+          prepared.set(i, prepareInputs(loaded.spec, wire));
+        } catch (err) {
+          if (err instanceof Refusal) refusals.set(i, err);
+          else if (err instanceof TensorEncodingError || err instanceof InputSchemaError) {
+            refusals.set(i, new Refusal("InvalidInput", err.message));
+          } else throw err;
+        }
+      }),
+    );
+  }
+
+  const results = new Map<number, EncodedResult>();
+  if (!(model instanceof Refusal) && prepared.size > 0) {
+    await runAll(model, prepared, results, refusals, deps, log);
+  }
+
+  const answers: Answer[] = requests.map((request, i) => {
+    const refusal = refusals.get(i);
+    if (refusal !== undefined) return errorAnswer(request, refusal);
+    const r = results.get(i)!;
+    return { request, status: ResultStatus.Success, output: r.output, outputHash: r.outputHash };
+  });
+
+  const written = await metrics.time("fulfil", () => deps.writer.submit(answers));
+  const summary: JobSummary = { txHash: written.txHash, results: [] };
+  answers.forEach((a, i) => {
+    const status = (Object.keys(ResultStatus) as ResultStatusName[])[a.status]!;
+    const outcome = written.outcomes.get(a.request.requestId) ?? "alreadyAnswered";
+    metrics.requests.inc({ status, outcome });
+    summary.results.push({
+      requestId: a.request.requestId.toString(),
+      status,
+      outcome,
+      outputHash: a.outputHash,
+    });
+    const refusal = refusals.get(i);
+    log.info(
+      {
+        requestId: a.request.requestId.toString(),
+        status,
+        outcome,
+        outputHash: a.outputHash,
+        txHash: written.txHash,
+        reason: refusal?.reason,
+      },
+      "request answered",
+    );
+  });
+
+  // A job whose every request was refused is a failed job: visible, never retried.
+  if (refusals.size === requests.length) {
+    metrics.jobs.inc({ result: "failed" });
+    const first = refusals.get(0)!;
+    throw new UnrecoverableError(`${first.status}: ${first.reason}`);
+  }
+  metrics.jobs.inc({ result: "completed" });
+  return summary;
+}
+
+function modelRefusal(err: unknown, lastAttempt: boolean): Refusal {
+  if (err instanceof ModelHashMismatchError || err instanceof ModelSchemaError)
+    return new Refusal("ModelFailed", err.message);
+  if (err instanceof FetchError) {
+    if (err.permanent || lastAttempt) return new Refusal("ModelFailed", err.message);
+    throw err;
+  }
+  if (err instanceof GradnetError && err.code === "MODEL_NOT_FOUND")
+    return new Refusal("ModelFailed", err.message);
+  // onnxruntime could not load the bytes: they are not a model it can run.
+  if (err instanceof Error && /onnx|protobuf|model/i.test(err.message) && !(err instanceof GradnetError)) {
+    return new Refusal("ModelFailed", `the model cannot be loaded: ${err.message}`);
+  }
+  throw err;
+}
+
+async function inputBytes(item: InferenceJobItem, deps: ProcessorDeps, lastAttempt: boolean): Promise<Hex> {
+  if (!item.request.inputIsRef) return item.input;
+  const uri = item.inputUri ?? "";
+  let bytes: Uint8Array;
+  try {
+    bytes = await deps.metrics.time("fetch_input", () =>
+      (deps.fetchInput ?? fetchBytes)(uri, deps.maxInputBytes),
+    );
+  } catch (err) {
+    if (err instanceof FetchError && (err.permanent || lastAttempt))
+      throw new Refusal("InputUnavailable", err.message);
+    throw err;
+  }
+  const actual = sha256(bytes);
+  if (actual !== item.request.inputHash) {
+    throw new Refusal(
+      "InputUnavailable",
+      `input bytes from ${uri} hash to ${actual}, not the committed ${item.request.inputHash}`,
+    );
+  }
+  return `0x${Buffer.from(bytes).toString("hex")}`;
+}
+
+async function runAll(
+  model: LoadedModel,
+  prepared: Map<number, PreparedTensor[]>,
+  results: Map<number, EncodedResult>,
+  refusals: Map<number, Refusal>,
+  deps: ProcessorDeps,
+  log: Logger,
+): Promise<void> {
+  const indexes = [...prepared.keys()];
+  if (indexes.length > 1 && isBatchable(model.spec)) {
+    try {
+      const out = await deps.metrics.time("run", () =>
+        runBatch(
+          model.session,
+          model.spec,
+          indexes.map((i) => prepared.get(i)!),
+        ),
+      );
+      deps.metrics.batchSize.observe(indexes.length);
+      indexes.forEach((i, k) => results.set(i, out[k]!));
+      return;
+    } catch (err) {
+      log.warn({ err: (err as Error).message }, "batched run failed; running the requests one by one");
+    }
+  }
+  for (const i of indexes) {
+    try {
+      results.set(
+        i,
+        await deps.metrics.time("run", () => runOne(model.session, model.spec, prepared.get(i)!)),
+      );
+      deps.metrics.batchSize.observe(1);
+    } catch (err) {
+      deps.metrics.errors.inc({ kind: "model_run" });
+      refusals.set(
+        i,
+        new Refusal("ModelFailed", `the model failed on this input: ${(err as Error).message}`),
+      );
+    }
+  }
+}

@@ -1,0 +1,133 @@
+/**
+ * The chain writer: one nonce-managed account per worker key posts answers to the hub.
+ * A request that another node already answered counts as done; one past its deadline is
+ * skipped (it can only be refunded now). Other failures are thrown for the job to retry.
+ */
+import {
+  BaseError,
+  ContractFunctionRevertedError,
+  parseEventLogs,
+  type Account,
+  type Address,
+  type Chain,
+  type Hex,
+  type PublicClient,
+  type Transport,
+  type WalletClient,
+} from "viem";
+import { inferenceHubAbi, toGradnetError, type Request } from "../sdk";
+
+export interface Answer {
+  request: Request;
+  status: number;
+  output: Hex;
+  outputHash: Hex;
+}
+
+export type Outcome = "landed" | "alreadyAnswered" | "expired";
+
+export interface WriteResult {
+  txHash?: Hex;
+  outcomes: Map<bigint, Outcome>;
+}
+
+type AnyPublicClient = PublicClient<Transport, Chain | undefined>;
+type AnyWalletClient = WalletClient<Transport, Chain | undefined, Account>;
+
+function revertName(err: unknown): { name: string; args: readonly unknown[] } | undefined {
+  if (!(err instanceof BaseError)) return undefined;
+  const revert = err.walk((e) => e instanceof ContractFunctionRevertedError);
+  if (revert instanceof ContractFunctionRevertedError && revert.data?.errorName !== undefined) {
+    return { name: revert.data.errorName, args: (revert.data.args ?? []) as readonly unknown[] };
+  }
+  return undefined;
+}
+
+export class ChainWriter {
+  constructor(
+    private readonly publicClient: AnyPublicClient,
+    private readonly walletClient: AnyWalletClient,
+    private readonly hub: Address,
+  ) {}
+
+  get address(): Address {
+    return this.walletClient.account.address;
+  }
+
+  /** Post the answers: one `fulfill`, or one `fulfillBatch` for several. */
+  async submit(answers: readonly Answer[]): Promise<WriteResult> {
+    if (answers.length === 0) return { outcomes: new Map() };
+    return answers.length === 1 ? this.submitOne(answers[0]!) : this.submitBatch(answers);
+  }
+
+  private async submitOne(a: Answer): Promise<WriteResult> {
+    const id = a.request.requestId;
+    let request;
+    try {
+      ({ request } = await this.publicClient.simulateContract({
+        address: this.hub,
+        abi: inferenceHubAbi,
+        functionName: "fulfill",
+        args: [a.request, a.status, a.output, a.outputHash],
+        account: this.walletClient.account,
+        chain: this.walletClient.chain,
+      }));
+    } catch (err) {
+      const r = revertName(err);
+      if (r?.name === "Hub__WrongState") return { outcomes: new Map([[id, "alreadyAnswered"]]) };
+      if (r?.name === "Hub__RequestExpired") return { outcomes: new Map([[id, "expired"]]) };
+      throw toGradnetError(err);
+    }
+    const txHash = await this.walletClient.writeContract(request);
+    await this.confirm(txHash);
+    return { txHash, outcomes: new Map([[id, "landed"]]) };
+  }
+
+  private async submitBatch(answers: readonly Answer[]): Promise<WriteResult> {
+    const items = answers.map((a) => ({
+      request: a.request,
+      status: a.status,
+      output: a.output,
+      outputHash: a.outputHash,
+    }));
+    let request;
+    try {
+      ({ request } = await this.publicClient.simulateContract({
+        address: this.hub,
+        abi: inferenceHubAbi,
+        functionName: "fulfillBatch",
+        args: [items],
+        account: this.walletClient.account,
+        chain: this.walletClient.chain,
+      }));
+    } catch (err) {
+      throw toGradnetError(err);
+    }
+    const txHash = await this.walletClient.writeContract(request);
+    const receipt = await this.confirm(txHash);
+    // The batch skips requests that were no longer pending; the receipt says which landed.
+    const fulfilled = parseEventLogs({
+      abi: inferenceHubAbi,
+      logs: receipt.logs,
+      eventName: "InferenceFulfilled",
+    });
+    const landed = new Set(
+      fulfilled
+        .filter((l) => l.address.toLowerCase() === this.hub.toLowerCase())
+        .map((l) => l.args.requestId),
+    );
+    const now = (await this.publicClient.getBlock({ blockNumber: receipt.blockNumber })).timestamp;
+    const outcomes = new Map<bigint, Outcome>();
+    for (const a of answers) {
+      const id = a.request.requestId;
+      outcomes.set(id, landed.has(id) ? "landed" : now > a.request.deadline ? "expired" : "alreadyAnswered");
+    }
+    return { txHash, outcomes };
+  }
+
+  private async confirm(hash: Hex) {
+    const receipt = await this.publicClient.waitForTransactionReceipt({ hash });
+    if (receipt.status !== "success") throw new Error(`fulfilment transaction ${hash} reverted`);
+    return receipt;
+  }
+}
