@@ -6,7 +6,8 @@
  *   GRADNET_DEPLOY_MODE=create npx hardhat run deploy/deploy.ts --network <name>
  *
  * On a Hardhat network (chain id 31337) the contracts go to their fixed addresses unless
- * GRADNET_DEPLOY_MODE=create; on any other chain they are deployed normally.
+ * GRADNET_DEPLOY_MODE=create; on any other chain they are deployed normally. The file goes to
+ * DEPLOYMENTS_DIR when set (default: deployments/).
  */
 import hre from "hardhat";
 import { deploySystem, writeDeployment } from "./system";
@@ -22,7 +23,7 @@ async function main(): Promise<void> {
     throw new Error("fixed addresses need hardhat_setCode, which only a Hardhat network has");
   }
   const system = await deploySystem(hre, { mode });
-  const file = await writeDeployment(hre, system, mode);
+  const file = await writeDeployment(hre, system, mode, process.env.DEPLOYMENTS_DIR || undefined);
   console.log(`gradnet system deployed (${mode}) on chain ${chainId}:`);
   for (const [name, address] of Object.entries(system.addresses))
     console.log(`  ${name.padEnd(14)} ${address}`);

@@ -1,0 +1,444 @@
+/**
+ * The gradnet devnet in one command: `npm run devnet`.
+ *
+ * Starts a Hardhat JSON-RPC node, deploys the system contracts at their fixed addresses,
+ * starts the relayer, uploads and registers the demo models, stakes two inference nodes,
+ * deploys the example dApp, starts two workers, and prints what is running. Ctrl-C stops
+ * every process it started. `startDevnet()` does the same for the end-to-end tests.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import fs from "node:fs";
+import net from "node:net";
+import path from "node:path";
+import {
+  createPublicClient,
+  createWalletClient,
+  http,
+  parseEther,
+  toHex,
+  type Address,
+  type Hex,
+  type PublicClient,
+} from "viem";
+import { mnemonicToAccount, privateKeyToAccount } from "viem/accounts";
+import { hardhat } from "viem/chains";
+import { FIXED_ADDRESSES, Roles, modelRegistryAbi, nodeRegistryAbi } from "../sdk";
+
+const ROOT = path.resolve(__dirname, "..");
+const MNEMONIC = "test test test test test test test test test test test junk";
+const BIN = (name: string) => path.join(ROOT, "node_modules", ".bin", name);
+
+/** Hardhat's well-known development accounts; never use them on a real chain. */
+export function devAccount(index: number) {
+  const hd = mnemonicToAccount(MNEMONIC, { addressIndex: index });
+  const key = toHex(hd.getHdKey().privateKey!);
+  return { address: hd.address, privateKey: key, account: privateKeyToAccount(key) };
+}
+
+/** Which development account does what on the devnet. */
+export const DEVNET_ROLES = { deployer: 0, modelOwner: 1, workers: [2, 3], user: 4 } as const;
+
+export interface DevnetOptions {
+  rpcPort?: number;
+  relayerPort?: number;
+  metricsPorts?: [number, number];
+  redisUrl?: string;
+  /** Where deployments, the model store, caches and logs go. */
+  stateDir?: string;
+  queueName?: string;
+  /** Stream every process's logs to this terminal instead of log files. */
+  verbose?: boolean;
+  log?: (line: string) => void;
+}
+
+export interface ModelEntry {
+  name: string;
+  modelId: Hex;
+  uri: string;
+  fee: string;
+}
+
+export interface DevnetInfo {
+  chainId: number;
+  rpcUrl: string;
+  relayerUrl: string;
+  redisUrl: string;
+  queueName: string;
+  deploymentsDir: string;
+  contracts: typeof FIXED_ADDRESSES;
+  models: ModelEntry[];
+  workers: { address: Address; metricsUrl: string }[];
+  classifier: Address;
+  logsDir: string;
+}
+
+export interface Devnet {
+  info: DevnetInfo;
+  stop(): Promise<void>;
+}
+
+interface Manifest {
+  models: {
+    name: string;
+    file: string;
+    sha256: Hex;
+    decimals: number;
+    fee: string;
+    ownerShareBps: number;
+    schema: {
+      inputs: { name: string; dtype: number; shape: number[] }[];
+      outputs: { name: string; dtype: number; shape: number[] }[];
+    };
+  }[];
+}
+
+async function sleep(ms: number): Promise<void> {
+  await new Promise((r) => setTimeout(r, ms));
+}
+
+async function waitFor<T>(
+  what: string,
+  fn: () => Promise<T | undefined>,
+  timeoutMs: number,
+  child?: ChildProcess,
+): Promise<T> {
+  const started = Date.now();
+  let lastError: unknown;
+  while (Date.now() - started < timeoutMs) {
+    if (child !== undefined && child.exitCode !== null)
+      throw new Error(`${what}: the process exited with code ${child.exitCode}`);
+    try {
+      const v = await fn();
+      if (v !== undefined) return v;
+    } catch (err) {
+      lastError = err;
+    }
+    await sleep(200);
+  }
+  throw new Error(
+    `${what}: not ready after ${timeoutMs} ms${lastError ? ` (${(lastError as Error).message})` : ""}`,
+  );
+}
+
+function portFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const srv = net.createServer();
+    srv.once("error", () => resolve(false));
+    srv.listen(port, "127.0.0.1", () => srv.close(() => resolve(true)));
+  });
+}
+
+function redisAnswers(url: string): Promise<boolean> {
+  const u = new URL(url);
+  return new Promise((resolve) => {
+    const sock = net.connect(Number(u.port || 6379), u.hostname, () => sock.write("PING\r\n"));
+    sock.setTimeout(1000, () => (sock.destroy(), resolve(false)));
+    sock.once(
+      "data",
+      (d) => (sock.destroy(), resolve(d.toString().startsWith("+PONG") || d.toString().includes("NOAUTH"))),
+    );
+    sock.once("error", () => resolve(false));
+  });
+}
+
+function onPath(bin: string): boolean {
+  return (process.env.PATH ?? "").split(path.delimiter).some((dir) => fs.existsSync(path.join(dir, bin)));
+}
+
+export async function startDevnet(opts: DevnetOptions = {}): Promise<Devnet> {
+  const log = opts.log ?? ((line: string) => console.log(line));
+  const rpcPort = opts.rpcPort ?? 8545;
+  const relayerPort = opts.relayerPort ?? 8080;
+  const metricsPorts = opts.metricsPorts ?? [9464, 9465];
+  const stateDir = path.resolve(opts.stateDir ?? path.join(ROOT, ".gradnet"));
+  const logsDir = path.join(stateDir, "logs");
+  const deploymentsDir =
+    opts.stateDir === undefined ? path.join(ROOT, "deployments") : path.join(stateDir, "deployments");
+  const queueName = opts.queueName ?? "gradnet-inference";
+  fs.mkdirSync(logsDir, { recursive: true });
+  const children: { name: string; proc: ChildProcess }[] = [];
+
+  const stop = async () => {
+    for (const { proc } of [...children].reverse()) {
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill("SIGTERM");
+    }
+    await Promise.all(
+      children.map(
+        ({ proc }) =>
+          new Promise<void>((resolve) => {
+            if (proc.exitCode !== null || proc.signalCode !== null) return resolve();
+            const t = setTimeout(() => (proc.kill("SIGKILL"), resolve()), 5000);
+            proc.once("exit", () => (clearTimeout(t), resolve()));
+          }),
+      ),
+    );
+  };
+
+  const run = (name: string, cmd: string, args: string[], env: Record<string, string>): ChildProcess => {
+    const proc = spawn(cmd, args, {
+      cwd: ROOT,
+      env: { ...process.env, ...env },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    if (opts.verbose) {
+      const prefix = (d: Buffer) =>
+        d
+          .toString()
+          .split("\n")
+          .filter(Boolean)
+          .forEach((l) => log(`[${name}] ${l}`));
+      proc.stdout!.on("data", prefix);
+      proc.stderr!.on("data", prefix);
+    } else {
+      const out = fs.createWriteStream(path.join(logsDir, `${name}.log`), { flags: "a" });
+      proc.stdout!.pipe(out);
+      proc.stderr!.pipe(out);
+    }
+    children.push({ name, proc });
+    return proc;
+  };
+
+  try {
+    // Redis: REDIS_URL, else a local one, else start redis-server, else explain.
+    let redisUrl = opts.redisUrl ?? process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
+    if (!(await redisAnswers(redisUrl))) {
+      if (opts.redisUrl !== undefined || process.env.REDIS_URL !== undefined) {
+        throw new Error(`Redis does not answer at ${redisUrl}`);
+      }
+      if (!onPath("redis-server")) {
+        throw new Error(
+          "gradnet needs Redis. Start one on 127.0.0.1:6379, set REDIS_URL, or install redis-server " +
+            "(Debian/Ubuntu: sudo apt-get install -y redis-server) and run this again.",
+        );
+      }
+      log("starting redis-server on 127.0.0.1:6379");
+      const redis = run(
+        "redis",
+        "redis-server",
+        ["--port", "6379", "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        {},
+      );
+      redisUrl = "redis://127.0.0.1:6379";
+      await waitFor(
+        "redis-server",
+        async () => ((await redisAnswers(redisUrl)) ? true : undefined),
+        10_000,
+        redis,
+      );
+    }
+
+    // The chain.
+    if (!(await portFree(rpcPort)))
+      throw new Error(`port ${rpcPort} is in use; stop what runs there or pick another rpcPort`);
+    const rpcUrl = `http://127.0.0.1:${rpcPort}`;
+    log(`starting the Hardhat node on ${rpcUrl}`);
+    const node = run(
+      "hardhat",
+      BIN("hardhat"),
+      ["node", "--hostname", "127.0.0.1", "--port", String(rpcPort)],
+      {},
+    );
+    const publicClient = createPublicClient({
+      chain: hardhat,
+      transport: http(rpcUrl),
+      pollingInterval: 200,
+    }) as PublicClient;
+    await waitFor("hardhat node", async () => publicClient.getChainId(), 120_000, node);
+
+    log("deploying the system contracts at their fixed addresses");
+    const deploy = run("deploy", BIN("hardhat"), ["run", "deploy/deploy.ts", "--network", "localhost"], {
+      RPC_URL: rpcUrl,
+      DEPLOYMENTS_DIR: deploymentsDir,
+    });
+    const code = await new Promise<number | null>((r) => deploy.once("exit", r));
+    if (code !== 0)
+      throw new Error(`deployment failed (exit ${code}); see ${path.join(logsDir, "deploy.log")}`);
+
+    // The relayer: queue, model store, HTTP API.
+    const relayerUrl = `http://127.0.0.1:${relayerPort}`;
+    if (!(await portFree(relayerPort)))
+      throw new Error(`port ${relayerPort} is in use; pick another relayerPort`);
+    log(`starting the relayer on ${relayerUrl}`);
+    const relayer = run("relayer", BIN("tsx"), ["node/main.ts"], {
+      RPC_URL: rpcUrl,
+      REDIS_URL: redisUrl,
+      DEPLOYMENTS_DIR: deploymentsDir,
+      QUEUE_NAME: queueName,
+      HTTP_HOST: "127.0.0.1",
+      HTTP_PORT: String(relayerPort),
+      STORE_DIR: path.join(stateDir, "store"),
+      CONFIRMATIONS: "0",
+    });
+    await waitFor(
+      "relayer",
+      async () => ((await fetch(`${relayerUrl}/health`)).ok ? true : undefined),
+      60_000,
+      relayer,
+    );
+
+    // Demo models: upload to the store, register on chain.
+    const manifest = JSON.parse(
+      fs.readFileSync(path.join(ROOT, "models", "manifest.json"), "utf8"),
+    ) as Manifest;
+    const wallet = (index: number) =>
+      createWalletClient({ chain: hardhat, transport: http(rpcUrl), account: devAccount(index).account });
+    const owner = wallet(DEVNET_ROLES.modelOwner);
+    const send = async (p: Promise<Hex>) => {
+      const receipt = await publicClient.waitForTransactionReceipt({ hash: await p });
+      if (receipt.status !== "success") throw new Error(`transaction ${receipt.transactionHash} reverted`);
+      return receipt;
+    };
+    const models: ModelEntry[] = [];
+    for (const m of manifest.models) {
+      const bytes = fs.readFileSync(path.join(ROOT, "models", m.file));
+      const res = await fetch(`${relayerUrl}/models`, {
+        method: "POST",
+        headers: { "content-type": "application/octet-stream" },
+        body: bytes,
+      });
+      if (!res.ok) throw new Error(`uploading ${m.file}: HTTP ${res.status} ${await res.text()}`);
+      const { sha256, uri } = (await res.json()) as { sha256: Hex; uri: string };
+      if (sha256 !== m.sha256)
+        throw new Error(`${m.file} hashes to ${sha256}, the manifest says ${m.sha256}`);
+      const schema = {
+        inputs: m.schema.inputs.map((s) => ({ ...s, shape: s.shape.map(BigInt) })),
+        outputs: m.schema.outputs.map((s) => ({ ...s, shape: s.shape.map(BigInt) })),
+      };
+      await send(
+        owner.writeContract({
+          address: FIXED_ADDRESSES.modelRegistry,
+          abi: modelRegistryAbi,
+          functionName: "registerModel",
+          args: [m.sha256, uri, schema, m.decimals, BigInt(m.fee), m.ownerShareBps],
+        }),
+      );
+      models.push({ name: m.name, modelId: m.sha256, uri, fee: m.fee });
+      log(`registered model ${m.name} ${m.sha256}`);
+    }
+
+    // Two staked inference nodes.
+    const minStake = await publicClient.readContract({
+      address: FIXED_ADDRESSES.nodeRegistry,
+      abi: nodeRegistryAbi,
+      functionName: "minStake",
+      args: [Roles.INFERENCE],
+    });
+    for (const index of DEVNET_ROLES.workers) {
+      await send(
+        wallet(index).writeContract({
+          address: FIXED_ADDRESSES.nodeRegistry,
+          abi: nodeRegistryAbi,
+          functionName: "register",
+          args: [Roles.INFERENCE],
+          value: minStake > 0n ? minStake : parseEther("1"),
+        }),
+      );
+    }
+
+    // The example dApp: a classifier consumer for the Iris model.
+    const iris = models.find((m) => m.name === "iris-mlp");
+    if (iris === undefined) throw new Error("models/manifest.json has no iris-mlp");
+    const artifact = JSON.parse(
+      fs.readFileSync(
+        path.join(ROOT, "artifacts/contracts/consumer/ClassifierConsumer.sol/ClassifierConsumer.json"),
+        "utf8",
+      ),
+    ) as { abi: unknown[]; bytecode: Hex };
+    const deployer = wallet(DEVNET_ROLES.deployer);
+    const deployTx = await deployer.deployContract({
+      abi: artifact.abi,
+      bytecode: artifact.bytecode,
+      args: [FIXED_ADDRESSES.inferenceHub, iris.modelId, "probabilities"],
+    });
+    const classifier = (await send(Promise.resolve(deployTx))).contractAddress!;
+
+    // Two workers.
+    const workers: DevnetInfo["workers"] = [];
+    for (const [k, index] of DEVNET_ROLES.workers.entries()) {
+      const port = metricsPorts[k]!;
+      const w = run(`worker-${k + 1}`, BIN("tsx"), ["inference-worker/main.ts"], {
+        RPC_URL: rpcUrl,
+        REDIS_URL: redisUrl,
+        DEPLOYMENTS_DIR: deploymentsDir,
+        QUEUE_NAME: queueName,
+        WORKER_PRIVATE_KEY: devAccount(index).privateKey,
+        MODEL_CACHE_DIR: path.join(stateDir, `models-${k + 1}`),
+        METRICS_PORT: String(port),
+      });
+      const metricsUrl = `http://127.0.0.1:${port}`;
+      await waitFor(
+        `worker ${k + 1}`,
+        async () => ((await fetch(`${metricsUrl}/health`)).ok ? true : undefined),
+        60_000,
+        w,
+      );
+      workers.push({ address: devAccount(index).address, metricsUrl });
+    }
+
+    const info: DevnetInfo = {
+      chainId: hardhat.id,
+      rpcUrl,
+      relayerUrl,
+      redisUrl,
+      queueName,
+      deploymentsDir,
+      contracts: FIXED_ADDRESSES,
+      models,
+      workers,
+      classifier,
+      logsDir,
+    };
+    fs.writeFileSync(path.join(stateDir, "devnet.json"), JSON.stringify(info, null, 2) + "\n");
+    return { info, stop };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}
+
+function summary(info: DevnetInfo): string {
+  const lines = [
+    "",
+    "gradnet devnet is running",
+    "",
+    `  chain        ${info.rpcUrl}  (chain id ${info.chainId})`,
+    `  relayer      ${info.relayerUrl}  (API docs ${info.relayerUrl}/docs, metrics ${info.relayerUrl}/metrics)`,
+    `  redis        ${info.redisUrl}  queue "${info.queueName}"`,
+    "",
+    "  contracts",
+    ...Object.entries(info.contracts).map(([k, v]) => `    ${k.padEnd(14)} ${v}`),
+    "",
+    "  models",
+    ...info.models.map((m) => `    ${m.name.padEnd(14)} ${m.modelId}  fee ${m.fee} wei`),
+    "",
+    "  workers",
+    ...info.workers.map((w, i) => `    worker-${i + 1}       ${w.address}  metrics ${w.metricsUrl}/metrics`),
+    "",
+    `  example dApp  ClassifierConsumer at ${info.classifier}`,
+    `  logs          ${info.logsDir}`,
+    "",
+    "  Try it:  npm run demo       (the example dApp asks the Iris classifier; the answer comes back on chain)",
+    "",
+    "  Ctrl-C stops everything.",
+  ];
+  return lines.join("\n");
+}
+
+if (require.main === module) {
+  const verbose = process.argv.includes("--verbose");
+  startDevnet({ verbose }).then(
+    (devnet) => {
+      console.log(summary(devnet.info));
+      const shutdown = () => {
+        console.log("\nstopping the devnet");
+        devnet.stop().then(() => process.exit(0));
+      };
+      process.once("SIGINT", shutdown);
+      process.once("SIGTERM", shutdown);
+    },
+    (err: unknown) => {
+      console.error(`devnet failed to start: ${(err as Error).message}`);
+      process.exit(1);
+    },
+  );
+}
