@@ -6,12 +6,13 @@
 import fs from "node:fs/promises";
 import path from "node:path";
 import * as ort from "onnxruntime-node";
-import { sha256, type Address, type Hex } from "viem";
+import type { Address, Hex } from "viem";
 import type { Logger } from "pino";
 import {
   GradnetError,
   ModelHashMismatchError,
   modelRegistryAbi,
+  sha256Hex,
   toGradnetError,
   type ModelInfo,
 } from "../sdk";
@@ -103,13 +104,13 @@ export class ModelCache {
     const file = path.join(this.deps.cacheDir, `${modelId}.onnx`);
     try {
       const cached = new Uint8Array(await fs.readFile(file));
-      if (sha256(cached) === modelId) return cached;
+      if (sha256Hex(cached) === modelId) return cached;
       this.deps.logger.warn({ modelId, file }, "cached model bytes do not match their id; fetching again");
     } catch {
       // not cached yet
     }
     const bytes = await fetchBytes(uri, this.deps.maxModelBytes);
-    const actual = sha256(bytes);
+    const actual = sha256Hex(bytes);
     if (actual !== modelId) {
       this.deps.logger.error(
         { modelId, actual, uri },

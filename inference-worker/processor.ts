@@ -4,7 +4,7 @@
  * answer, errors included, so that no request is left without an answer or a refund.
  */
 import { UnrecoverableError } from "bullmq";
-import { keccak256, sha256, stringToHex, type Hex } from "viem";
+import { stringToHex, type Hex } from "viem";
 import type { Logger } from "pino";
 import {
   GradnetError,
@@ -13,6 +13,8 @@ import {
   ResultStatus,
   TensorEncodingError,
   decodeWire,
+  inputHash,
+  outputHash,
   requestFromJson,
   type InferenceJob,
   type InferenceJobItem,
@@ -66,7 +68,7 @@ class Refusal {
 
 function errorAnswer(request: Request, refusal: Refusal): Answer {
   const output = stringToHex(refusal.reason.slice(0, MAX_REASON));
-  return { request, status: ResultStatus[refusal.status], output, outputHash: keccak256(output) };
+  return { request, status: ResultStatus[refusal.status], output, outputHash: outputHash(output) };
 }
 
 export async function processJob(job: JobLike, deps: ProcessorDeps): Promise<JobSummary> {
@@ -183,7 +185,7 @@ async function inputBytes(item: InferenceJobItem, deps: ProcessorDeps, lastAttem
       throw new Refusal("InputUnavailable", err.message);
     throw err;
   }
-  const actual = sha256(bytes);
+  const actual = inputHash(bytes);
   if (actual !== item.request.inputHash) {
     throw new Refusal(
       "InputUnavailable",

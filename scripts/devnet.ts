@@ -22,6 +22,9 @@ import {
 } from "viem";
 import { mnemonicToAccount, privateKeyToAccount } from "viem/accounts";
 import { hardhat } from "viem/chains";
+import { Queue } from "bullmq";
+import { Redis } from "ioredis";
+import { checkpointKey } from "../node";
 import { FIXED_ADDRESSES, Roles, modelRegistryAbi, nodeRegistryAbi } from "../sdk";
 
 const ROOT = path.resolve(__dirname, "..");
@@ -141,6 +144,18 @@ function redisAnswers(url: string): Promise<boolean> {
   });
 }
 
+async function resetQueue(redisUrl: string, queueName: string, checkpoint: string): Promise<void> {
+  const queue = new Queue(queueName, { connection: { url: redisUrl } });
+  const redis = new Redis(redisUrl, { maxRetriesPerRequest: 2 });
+  try {
+    await queue.obliterate({ force: true });
+    await redis.del(checkpoint);
+  } finally {
+    await queue.close();
+    await redis.quit();
+  }
+}
+
 function onPath(bin: string): boolean {
   return (process.env.PATH ?? "").split(path.delimiter).some((dir) => fs.existsSync(path.join(dir, bin)));
 }
@@ -253,6 +268,10 @@ export async function startDevnet(opts: DevnetOptions = {}): Promise<Devnet> {
     const code = await new Promise<number | null>((r) => deploy.once("exit", r));
     if (code !== 0)
       throw new Error(`deployment failed (exit ${code}); see ${path.join(logsDir, "deploy.log")}`);
+
+    // A fresh chain reuses request ids: clear what a previous devnet left in this queue (jobs
+    // with the same ids would be dropped as duplicates) and the relayer's checkpoint.
+    await resetQueue(redisUrl, queueName, checkpointKey(hardhat.id, FIXED_ADDRESSES.inferenceHub, queueName));
 
     // The relayer: queue, model store, HTTP API.
     const relayerUrl = `http://127.0.0.1:${relayerPort}`;

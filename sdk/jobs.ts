@@ -5,7 +5,8 @@
  *
  * Grouping is a pure function of confirmed logs, so a relayer that replays blocks after a
  * restart makes the same jobs with the same ids, and BullMQ drops the duplicates:
- * jobId = `<chainId>:<requestId of the job's first request>`; each request is in exactly one job.
+ * jobId = `<chainId>-<requestId of the job's first request>`; each request is in exactly one job.
+ * (BullMQ reserves ":" in custom job ids, hence the dash.)
  */
 import type { Address, Hex } from "viem";
 import type { Request } from "./protocol";
@@ -85,7 +86,7 @@ export function requestFromJson(r: RequestJson): Request {
 }
 
 export function jobId(chainId: number, requestId: bigint | string): string {
-  return `${chainId}:${requestId.toString()}`;
+  return `${chainId}-${requestId.toString()}`;
 }
 
 /** One request event → one job item. For a by-reference input the event's bytes are its URI. */

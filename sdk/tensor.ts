@@ -5,8 +5,11 @@
  * Wire form: `abi.encode(Tensor[])` with
  *   struct Tensor { string name; uint8 dtype; uint8 decimals; uint32[] shape; int256[] values; string[] strings; }
  */
-import { decodeAbiParameters, encodeAbiParameters, keccak256, sha256, type Hex } from "viem";
+import { createHash } from "node:crypto";
+import jsSha3 from "js-sha3";
+import type { Hex } from "viem";
 import { NonFiniteValueError, TensorEncodingError } from "./errors";
+import { decodeTensorArray, encodeTensorArray } from "./tensorAbi";
 
 /** Element types, by ONNX's own TensorProto.DataType numbers. */
 export const DTYPE_CODE = {
@@ -240,16 +243,7 @@ function checkUniqueNames(tensors: readonly { name: string }[]): void {
 export function encodeWire(tensors: readonly WireTensor[]): Hex {
   checkUniqueNames(tensors);
   tensors.forEach(checkWire);
-  return encodeAbiParameters(TENSOR_ABI, [
-    tensors.map((t) => ({
-      name: t.name,
-      dtype: t.dtype,
-      decimals: t.decimals,
-      shape: [...t.shape],
-      values: [...t.values],
-      strings: [...t.strings],
-    })),
-  ]);
+  return encodeTensorArray(tensors);
 }
 
 /**
@@ -264,20 +258,7 @@ export function encodeTensors(tensors: readonly NamedTensor[], decimals: number)
 
 /** Decode and check `abi.encode(Tensor[])` bytes. Malformed bytes throw TensorEncodingError. */
 export function decodeWire(bytes: Hex): WireTensor[] {
-  let decoded: readonly unknown[];
-  try {
-    [decoded] = decodeAbiParameters(TENSOR_ABI, bytes) as unknown as [readonly unknown[]];
-  } catch (cause) {
-    throw new TensorEncodingError("bytes are not abi.encode(Tensor[])", undefined, { cause });
-  }
-  const tensors = (decoded as WireTensor[]).map((t) => ({
-    name: t.name,
-    dtype: t.dtype,
-    decimals: t.decimals,
-    shape: [...t.shape],
-    values: [...t.values],
-    strings: [...t.strings],
-  }));
+  const tensors = decodeTensorArray(bytes);
   checkUniqueNames(tensors);
   tensors.forEach(checkWire);
   return tensors;
@@ -290,13 +271,17 @@ export function decodeTensors(bytes: Hex): NamedTensor[] {
 
 /** The output hash the hub checks: keccak256 of the canonical output bytes. */
 export function outputHash(output: Hex): Hex {
-  return keccak256(output);
+  return `0x${jsSha3.keccak256(Buffer.from(output.slice(2), "hex"))}`;
+}
+
+/** sha256 of bytes, 0x-prefixed: model ids, input hashes and the model store's keys. */
+export function sha256Hex(data: Hex | Uint8Array): Hex {
+  const bytes = typeof data === "string" ? Buffer.from(data.slice(2), "hex") : data;
+  return `0x${createHash("sha256").update(bytes).digest("hex")}`;
 }
 
 /** The input hash a request commits to: sha256 of the input bytes, inline or stored. */
-export function inputHash(input: Hex | Uint8Array): Hex {
-  return sha256(input);
-}
+export const inputHash = sha256Hex;
 
 /** Canonical output bytes and their hash, in one step. */
 export function encodeOutput(

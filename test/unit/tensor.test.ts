@@ -2,7 +2,8 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { AbiCoder } from "ethers";
-import { encodeAbiParameters } from "viem";
+import { decodeAbiParameters, encodeAbiParameters } from "viem";
+import { decodeTensorArray } from "../../sdk/tensorAbi";
 import {
   NonFiniteValueError,
   TENSOR_ABI,
@@ -214,4 +215,47 @@ test("bad tensors get typed errors", () => {
   assert.throws(() => decodeWire(raw({ dtype: 42 })), /unsupported dtype code 42/);
   assert.throws(() => decodeWire(raw({ shape: [2] })), /holds 2 elements, data has 1/);
   assert.throws(() => decodeWire(raw({ strings: ["x"] })), /carries no strings/);
+});
+
+test("the fast Tensor[] codec agrees byte for byte with viem, both ways", () => {
+  const wireArb = tensorsArb.chain((ts) => fc.constant(ts.map((t) => toWire(t, 6))));
+  fc.assert(
+    fc.property(wireArb, (wire) => {
+      const ours = encodeWire(wire);
+      const viems = encodeAbiParameters(TENSOR_ABI, [
+        wire.map((w) => ({ ...w, shape: [...w.shape], values: [...w.values], strings: [...w.strings] })),
+      ]);
+      assert.equal(ours, viems);
+      assert.deepEqual(decodeWire(viems), wire);
+    }),
+    { numRuns: 300 },
+  );
+});
+
+test("whatever the fast decoder accepts, viem decodes to the same tensors", () => {
+  const valid = encodeWire([
+    { name: "a", dtype: 1, decimals: 6, shape: [2], values: [1n, -2n], strings: [] },
+    { name: "s", dtype: 8, decimals: 0, shape: [1], strings: ["hi"], values: [] },
+  ]);
+  const bytes = Buffer.from(valid.slice(2), "hex");
+  fc.assert(
+    fc.property(fc.nat({ max: bytes.length - 1 }), fc.integer({ min: 0, max: 255 }), (at, value) => {
+      const mutated = Buffer.from(bytes);
+      mutated[at] = value;
+      const hex = `0x${mutated.toString("hex")}` as `0x${string}`;
+      let ours: unknown;
+      try {
+        ours = decodeTensorArray(hex);
+      } catch (e) {
+        assert.ok(e instanceof TensorEncodingError);
+        return;
+      }
+      const [theirs] = decodeAbiParameters(TENSOR_ABI, hex);
+      assert.deepEqual(
+        ours,
+        theirs.map((t) => ({ ...t, shape: [...t.shape], values: [...t.values], strings: [...t.strings] })),
+      );
+    }),
+    { numRuns: 2000 },
+  );
 });

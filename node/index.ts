@@ -1,0 +1,8 @@
+/** gradnet's full node, relayer role: chain watcher → BullMQ, model store, HTTP API. */
+export * from "./api";
+export * from "./chain";
+export * from "./config";
+export * from "./main";
+export * from "./metrics";
+export * from "./store";
+export * from "./watcher";

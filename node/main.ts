@@ -1,0 +1,218 @@
+/**
+ * The relayer process: chain watcher → BullMQ queue, model store and HTTP API.
+ *
+ *   npx tsx node/main.ts                 # configured from the environment (docs/relayer.md)
+ *
+ * `startRelayer(config)` runs the same thing in-process, for tests and the devnet script.
+ */
+import type { AddressInfo } from "node:net";
+import { Queue } from "bullmq";
+import type { FastifyInstance } from "fastify";
+import { Redis } from "ioredis";
+import pino, { type Logger } from "pino";
+import { createPublicClient, http, type Address } from "viem";
+import { GradnetError, readDeployment, resolveAddresses, type Addresses } from "../sdk";
+import { buildApi } from "./api";
+import { viemHubReader } from "./chain";
+import {
+  ConfigError,
+  defaultPublicUrl,
+  parseConfig,
+  resolveChainSettings,
+  type ChainSettings,
+  type RelayerConfig,
+} from "./config";
+import { createMetrics, type RelayerMetrics } from "./metrics";
+import { ModelStore } from "./store";
+import { ChainWatcher, checkpointKey, redisCheckpointStore, type QueuedJob } from "./watcher";
+
+export interface Relayer {
+  app: FastifyInstance;
+  watcher: ChainWatcher;
+  queue: Queue;
+  store: ModelStore;
+  metrics: RelayerMetrics;
+  logger: Logger;
+  chain: ChainSettings;
+  addresses: Addresses;
+  /** The Redis key holding the checkpoint. */
+  checkpointKey: string;
+  /** Where the HTTP API listens. */
+  url: string;
+  /** Base of the model URIs handed out. */
+  publicUrl: string;
+  /** Stop the watcher (after its current chunk), close the server, the queue and Redis. */
+  stop(): Promise<void>;
+}
+
+export interface StartOptions {
+  /** Use this logger instead of a new pino logger at `config.logLevel`. */
+  logger?: Logger;
+}
+
+/** The chain id could not be read at start: the RPC is down or not an Ethereum node. */
+export class RpcUnavailableError extends GradnetError {
+  constructor(
+    readonly rpcUrl: string,
+    options?: { cause?: unknown },
+  ) {
+    super("RPC_UNAVAILABLE", `cannot read the chain id from ${rpcUrl}; is the node running?`, options);
+  }
+}
+
+export async function startRelayer(config: RelayerConfig, opts: StartOptions = {}): Promise<Relayer> {
+  const logger = opts.logger ?? pino({ level: config.logLevel, name: "gradnet-relayer" });
+
+  const publicClient = createPublicClient({
+    transport: http(config.rpcUrl, { retryCount: 2, timeout: 15_000 }),
+  });
+  let chainId: number;
+  try {
+    chainId = await publicClient.getChainId();
+  } catch (err) {
+    throw new RpcUnavailableError(config.rpcUrl, { cause: err });
+  }
+  const addresses = resolveAddresses(chainId, config.deploymentsDir);
+  let deployedAtBlock: number | undefined;
+  try {
+    deployedAtBlock = readDeployment(chainId, config.deploymentsDir).deployedAtBlock;
+  } catch {
+    deployedAtBlock = undefined; // devnet without a deployment file: fixed addresses, from block 0
+  }
+  const chain = resolveChainSettings(config, chainId, deployedAtBlock);
+  const hub: Address = addresses.inferenceHub;
+  const reader = viemHubReader(publicClient, hub, BigInt(deployedAtBlock ?? 0));
+
+  const code = await publicClient.getCode({ address: hub }).catch(() => undefined);
+  if (code === undefined || code === "0x") {
+    logger.warn({ hub, chainId }, "no contract code at the InferenceHub address yet; watching anyway");
+  }
+
+  const redis = new Redis(config.redisUrl, { maxRetriesPerRequest: 3, enableOfflineQueue: true });
+  redis.on("error", (err: Error) => logger.warn({ err: err.message }, "redis connection error"));
+  const queue = new Queue(config.queueName, { connection: redis });
+  queue.on("error", (err: Error) => logger.warn({ err: err.message }, "queue error"));
+
+  const store = new ModelStore(config.storeDir);
+  await store.init();
+  const metrics = createMetrics();
+  const key = checkpointKey(chainId, hub, config.queueName);
+
+  const watcher = new ChainWatcher({
+    chainId,
+    reader,
+    sink: { addBulk: (jobs: QueuedJob[]) => queue.addBulk(jobs) },
+    checkpoints: redisCheckpointStore(redis, key),
+    confirmations: chain.confirmations,
+    startBlock: chain.startBlock,
+    logChunkBlocks: config.logChunkBlocks,
+    maxBatch: config.maxBatch,
+    pollIntervalMs: config.pollIntervalMs,
+    logger: logger.child({ component: "watcher" }),
+    metrics,
+  });
+
+  let publicUrl = config.publicUrl ?? defaultPublicUrl(config.httpHost, config.httpPort);
+  let app: FastifyInstance;
+  try {
+    app = await buildApi({
+      chainId,
+      reader,
+      store,
+      queue,
+      redis,
+      watcher,
+      metrics,
+      logger: logger.child({ component: "api" }),
+      maxModelBytes: config.maxModelBytes,
+      publicUrl: () => publicUrl,
+    });
+    await app.listen({ host: config.httpHost, port: config.httpPort });
+  } catch (err) {
+    await queue.close().catch(() => undefined);
+    redis.disconnect();
+    throw err;
+  }
+  const address = app.server.address() as AddressInfo;
+  const url = defaultPublicUrl(config.httpHost, address.port);
+  if (config.publicUrl === undefined) publicUrl = url;
+
+  watcher.start();
+
+  let stopped: Promise<void> | undefined;
+  const stop = () =>
+    (stopped ??= (async () => {
+      await watcher.stop();
+      await app.close();
+      await queue.close();
+      await redis.quit().catch(() => redis.disconnect());
+      logger.info({}, "relayer stopped");
+    })());
+
+  logger.info(
+    {
+      chainId,
+      hub,
+      queue: config.queueName,
+      confirmations: chain.confirmations,
+      startBlock: chain.startBlock.toString(),
+      rpc: config.rpcUrl,
+      api: url,
+      docs: `${url}/docs`,
+      publicUrl,
+      store: store.dir,
+    },
+    `gradnet relayer on chain ${chainId}: API ${url} (docs ${url}/docs), queue "${config.queueName}"`,
+  );
+
+  return {
+    app,
+    watcher,
+    queue,
+    store,
+    metrics,
+    logger,
+    chain,
+    addresses,
+    checkpointKey: key,
+    url,
+    publicUrl,
+    stop,
+  };
+}
+
+async function main(): Promise<void> {
+  let config: RelayerConfig;
+  try {
+    config = parseConfig(process.env);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      console.error(err.message);
+      process.exit(1);
+    }
+    throw err;
+  }
+  const relayer = await startRelayer(config);
+  let shuttingDown = false;
+  const shutdown = (signal: NodeJS.Signals) => {
+    if (shuttingDown) return;
+    shuttingDown = true;
+    relayer.logger.info({ signal }, "shutting down");
+    relayer.stop().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        relayer.logger.error({ err }, "error while shutting down");
+        process.exit(1);
+      },
+    );
+  };
+  process.on("SIGINT", shutdown);
+  process.on("SIGTERM", shutdown);
+}
+
+if (require.main === module) {
+  main().catch((err: unknown) => {
+    console.error(err instanceof GradnetError ? err.message : err);
+    process.exit(1);
+  });
+}

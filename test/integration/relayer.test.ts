@@ -1,0 +1,430 @@
+/**
+ * The relayer against a real `hardhat node` (JSON-RPC) and a real Redis: requests on chain become
+ * BullMQ jobs exactly once, across restarts and a lost checkpoint, and the API reports them.
+ *
+ * Isolated from a developer's devnet: its own Hardhat port, its own queue name (so its own
+ * checkpoint key), its own deployments folder and model store (the repo's deployments/ is untouched).
+ */
+import assert from "node:assert/strict";
+import { spawn, type ChildProcess } from "node:child_process";
+import { createHash } from "node:crypto";
+import fs from "node:fs";
+import net from "node:net";
+import os from "node:os";
+import path from "node:path";
+import { after, before, describe, test } from "node:test";
+import { Queue } from "bullmq";
+import { Redis } from "ioredis";
+import pino from "pino";
+import {
+  createPublicClient,
+  createWalletClient,
+  http,
+  parseEventLogs,
+  sha256,
+  type Hex,
+  type PublicClient,
+} from "viem";
+import { mnemonicToAccount } from "viem/accounts";
+import { hardhat } from "viem/chains";
+import {
+  FIXED_ADDRESSES,
+  GradnetClient,
+  encodeTensors,
+  inferenceHubAbi,
+  modelRegistryAbi,
+  type DeploymentFile,
+  type InferenceJob,
+  type RequestReceipt,
+} from "../../sdk";
+import { parseConfig, startRelayer, type Relayer, type RelayerConfig } from "../../node";
+
+const ROOT = path.resolve(__dirname, "..", "..");
+const MNEMONIC = "test test test test test test test test test test test junk";
+const IRIS = fs.readFileSync(path.join(ROOT, "models", "iris-mlp.onnx"));
+const IRIS_SHA256 = `0x${createHash("sha256").update(IRIS).digest("hex")}` as Hex;
+const FEE = 10n ** 15n;
+const HARDHAT_BIN = path.join(
+  path.dirname(require.resolve("hardhat/package.json")),
+  "internal",
+  "cli",
+  "bootstrap.js",
+);
+
+/** Deploys the system with deploy/system.ts, without writing the repo's deployments/ file. */
+const DEPLOY = `
+const hre = require("hardhat");
+const { deploySystem } = require("./deploy/system");
+deploySystem(hre, { mode: "fixed" }).then(async (s) => {
+  const block = await hre.ethers.provider.getBlockNumber();
+  const owner = await s.hub.owner();
+  console.log(JSON.stringify({ addresses: s.addresses, block, owner }));
+}).catch((e) => { console.error(e); process.exit(1); });
+`;
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once("error", reject);
+    srv.listen(0, "127.0.0.1", () => {
+      const { port } = srv.address() as net.AddressInfo;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+async function waitUntil<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs: number): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v !== undefined) return v;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ""}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+function run(cmd: string, args: string[], env: Record<string, string>): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { cwd: ROOT, env: { ...process.env, ...env }, stdio: "pipe" });
+    let out = "";
+    let err = "";
+    child.stdout.on("data", (d: Buffer) => (out += d.toString()));
+    child.stderr.on("data", (d: Buffer) => (err += d.toString()));
+    child.on("error", reject);
+    child.on("exit", (code) =>
+      code === 0 ? resolve(out) : reject(new Error(`${cmd} ${args[0]} exited ${code}: ${err.slice(-2000)}`)),
+    );
+  });
+}
+
+describe("relayer on a Hardhat node and Redis", { timeout: 120_000 }, () => {
+  const queueName = `gradnet-it-${process.pid}-${Date.now()}`;
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "gradnet-relayer-it-"));
+  let hardhatNode: ChildProcess | undefined;
+  let hardhatLog = "";
+  let rpcUrl: string;
+  let publicClient: PublicClient;
+  let redis: Redis;
+  let queue: Queue;
+  let config: RelayerConfig;
+  let relayer: Relayer | undefined;
+  let checkpointKey: string | undefined;
+  let deployedAtBlock: number;
+  const requests: RequestReceipt[] = [];
+
+  const account = (addressIndex: number) => mnemonicToAccount(MNEMONIC, { addressIndex });
+  const wallet = (addressIndex: number) =>
+    createWalletClient({ chain: hardhat, transport: http(rpcUrl), account: account(addressIndex) });
+  const start = async () => {
+    relayer = await startRelayer(config, { logger: pino({ level: "warn" }) });
+    checkpointKey = relayer.checkpointKey;
+    return relayer;
+  };
+  const jobs = async () => {
+    const all = await queue.getJobs(["waiting", "active", "completed", "failed", "delayed"]);
+    return all.sort((a, b) => String(a.id).localeCompare(String(b.id), "en", { numeric: true }));
+  };
+  const checkpoint = async () => BigInt((await redis.get(checkpointKey!)) ?? "-1");
+  const head = () => publicClient.getBlockNumber({ cacheTime: 0 });
+  const caughtUp = async () => {
+    const h = await head();
+    await waitUntil(
+      "the relayer to reach the head",
+      async () => ((await checkpoint()) >= h ? true : undefined),
+      15_000,
+    );
+  };
+
+  before(async () => {
+    const port = await freePort();
+    rpcUrl = `http://127.0.0.1:${port}`;
+    hardhatNode = spawn(
+      process.execPath,
+      [HARDHAT_BIN, "node", "--hostname", "127.0.0.1", "--port", String(port)],
+      {
+        cwd: ROOT,
+        stdio: ["ignore", "pipe", "pipe"],
+        detached: true,
+      },
+    );
+    const keep = (d: Buffer) => (hardhatLog = (hardhatLog + d.toString()).slice(-20_000));
+    hardhatNode.stdout!.on("data", keep);
+    hardhatNode.stderr!.on("data", keep);
+    publicClient = createPublicClient({ chain: hardhat, transport: http(rpcUrl) }) as PublicClient;
+    await waitUntil(
+      "the hardhat node",
+      async () => {
+        if (hardhatNode!.exitCode !== null) throw new Error(`hardhat node exited: ${hardhatLog}`);
+        return publicClient.getChainId();
+      },
+      30_000,
+    );
+
+    const out = await run(process.execPath, ["--import", "tsx", "-e", DEPLOY], {
+      HARDHAT_NETWORK: "localhost",
+      RPC_URL: rpcUrl,
+    });
+    const deployed = JSON.parse(out.trim().split("\n").pop()!) as {
+      addresses: Record<string, string>;
+      block: number;
+      owner: Hex;
+    };
+    assert.deepEqual(deployed.addresses, FIXED_ADDRESSES);
+    deployedAtBlock = deployed.block;
+
+    const deploymentsDir = path.join(tmp, "deployments");
+    fs.mkdirSync(deploymentsDir);
+    const file: DeploymentFile = {
+      chainId: 31337,
+      mode: "fixed",
+      owner: deployed.owner,
+      deployedAtBlock,
+      contracts: { ...FIXED_ADDRESSES },
+    };
+    fs.writeFileSync(path.join(deploymentsDir, "31337.json"), JSON.stringify(file));
+
+    const redisUrl = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
+    redis = new Redis(redisUrl, { maxRetriesPerRequest: 2 });
+    queue = new Queue(queueName, { connection: redis });
+    config = parseConfig({
+      RPC_URL: rpcUrl,
+      REDIS_URL: redisUrl,
+      DEPLOYMENTS_DIR: deploymentsDir,
+      QUEUE_NAME: queueName,
+      HTTP_HOST: "127.0.0.1",
+      HTTP_PORT: "0",
+      STORE_DIR: path.join(tmp, "store"),
+      POLL_INTERVAL_MS: "100",
+      LOG_LEVEL: "warn",
+    });
+  });
+
+  after(async () => {
+    await relayer?.stop().catch(() => undefined);
+    if (queue !== undefined) {
+      await queue.obliterate({ force: true }).catch(() => undefined);
+      await queue.close().catch(() => undefined);
+    }
+    if (redis !== undefined) {
+      if (checkpointKey !== undefined) await redis.del(checkpointKey).catch(() => undefined);
+      await redis.quit().catch(() => redis.disconnect());
+    }
+    if (hardhatNode?.pid !== undefined && hardhatNode.exitCode === null) {
+      const exited = new Promise((r) => hardhatNode!.once("exit", r));
+      process.kill(-hardhatNode.pid, "SIGTERM");
+      await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
+    }
+    fs.rmSync(tmp, { recursive: true, force: true });
+  });
+
+  test("starts from the deployment block and serves uploaded models", async () => {
+    const r = await start();
+    assert.equal(r.chain.chainId, 31337);
+    assert.equal(r.chain.confirmations, 0);
+    assert.equal(r.chain.startBlock, BigInt(deployedAtBlock));
+    assert.deepEqual(r.addresses, FIXED_ADDRESSES);
+    await caughtUp();
+
+    const up = await fetch(`${r.url}/models`, {
+      method: "POST",
+      headers: { "content-type": "application/octet-stream" },
+      body: IRIS,
+    });
+    assert.equal(up.status, 201);
+    const stored = (await up.json()) as { sha256: Hex; uri: string };
+    assert.equal(stored.sha256, IRIS_SHA256);
+    assert.equal(stored.uri, `${r.url}/models/${IRIS_SHA256}`);
+    const down = await fetch(stored.uri);
+    assert.equal(down.status, 200);
+    assert.deepEqual(Buffer.from(await down.arrayBuffer()), IRIS);
+
+    // register the model with the URI the relayer handed out
+    const owner = wallet(2);
+    const hash = await owner.writeContract({
+      address: FIXED_ADDRESSES.modelRegistry,
+      abi: modelRegistryAbi,
+      functionName: "registerModel",
+      args: [
+        IRIS_SHA256,
+        stored.uri,
+        {
+          inputs: [{ name: "input", dtype: 1, shape: [-1n, 4n] }],
+          outputs: [
+            { name: "probabilities", dtype: 1, shape: [-1n, 3n] },
+            { name: "label", dtype: 7, shape: [-1n] },
+          ],
+        },
+        6,
+        FEE,
+        1000,
+      ],
+    });
+    assert.equal((await publicClient.waitForTransactionReceipt({ hash })).status, "success");
+  });
+
+  test("three requests become three jobs with ids 31337-<requestId>", async () => {
+    const client = new GradnetClient({ publicClient, walletClient: wallet(5), addresses: FIXED_ADDRESSES });
+    for (const row of [
+      [5.1, 3.5, 1.4, 0.2],
+      [6.7, 3.0, 5.2, 2.3],
+      [5.9, 3.0, 4.2, 1.5],
+    ]) {
+      requests.push(
+        await client.requestInference({
+          modelId: IRIS_SHA256,
+          inputs: [{ name: "input", dtype: "float32", shape: [1, 4], data: row }],
+          fee: FEE,
+        }),
+      );
+    }
+    assert.deepEqual(
+      requests.map((r) => r.requestId),
+      [1n, 2n, 3n],
+    );
+    assert.equal(new Set(requests.map((r) => r.blockNumber)).size, 3, "automine: one block each");
+
+    await caughtUp();
+    const queued = await jobs();
+    assert.deepEqual(
+      queued.map((j) => j.id),
+      ["31337-1", "31337-2", "31337-3"],
+    );
+    for (const [i, job] of queued.entries()) {
+      const data = job.data as InferenceJob;
+      const req = requests[i]!;
+      assert.equal(job.name, "infer");
+      assert.equal(data.chainId, 31337);
+      assert.equal(data.hub, FIXED_ADDRESSES.inferenceHub);
+      assert.equal(data.modelId, IRIS_SHA256);
+      assert.equal(data.items.length, 1);
+      const item = data.items[0]!;
+      assert.equal(item.request.requestId, req.requestId.toString());
+      assert.equal(item.request.fee, FEE.toString());
+      assert.equal(item.request.deadline, req.request.deadline.toString());
+      assert.equal(item.blockNumber, req.blockNumber.toString());
+      assert.equal(item.txHash, req.txHash);
+      assert.equal(sha256(item.input), item.request.inputHash, "the inline input is what was committed");
+      assert.equal(job.opts.attempts, 5);
+      assert.deepEqual(job.opts.backoff, { type: "exponential", delay: 1000 });
+    }
+    assert.equal(relayer!.watcher.stats.requestsQueued, 3);
+  });
+
+  test("a restart resumes from the checkpoint and queues nothing twice", async () => {
+    const before = await checkpoint();
+    await relayer!.stop();
+    assert.equal(relayer!.watcher.stats.running, false);
+    const r = await start();
+    await caughtUp();
+    await new Promise((res) => setTimeout(res, 300)); // a few more polls
+    assert.equal(await checkpoint(), before);
+    assert.equal(r.watcher.stats.blocksProcessed, 0, "no block scanned twice");
+    assert.equal(r.watcher.stats.requestsQueued, 0);
+    assert.deepEqual(
+      (await jobs()).map((j) => j.id),
+      ["31337-1", "31337-2", "31337-3"],
+    );
+  });
+
+  test("requests mined in one block, same model, become one job", async () => {
+    const user = wallet(6);
+    const nonce = await publicClient.getTransactionCount({
+      address: user.account.address,
+      blockTag: "pending",
+    });
+    await publicClient.request({ method: "evm_setAutomine" as never, params: [false] as never });
+    try {
+      for (let i = 0; i < 2; i++) {
+        await user.writeContract({
+          address: FIXED_ADDRESSES.inferenceHub,
+          abi: inferenceHubAbi,
+          functionName: "requestInference",
+          args: [
+            IRIS_SHA256,
+            encodeTensors(
+              [{ name: "input", dtype: "float32", shape: [1, 4], data: [6.0, 2.2, 5.0, 1.5 + i] }],
+              6,
+            ),
+            0,
+          ],
+          value: FEE,
+          nonce: nonce + i,
+          gas: 500_000n,
+        });
+      }
+      await publicClient.request({ method: "evm_mine" as never });
+    } finally {
+      await publicClient.request({ method: "evm_setAutomine" as never, params: [true] as never });
+    }
+    const block = await publicClient.getBlock({ blockTag: "latest", includeTransactions: false });
+    const receipts = await Promise.all(
+      block.transactions.map((hash) => publicClient.getTransactionReceipt({ hash })),
+    );
+    const ids = parseEventLogs({
+      abi: inferenceHubAbi,
+      eventName: "InferenceRequested",
+      logs: receipts.flatMap((r) => r.logs),
+    }).map((l) => l.args.requestId);
+    assert.deepEqual(ids, [4n, 5n]);
+
+    await caughtUp();
+    const queued = await jobs();
+    assert.deepEqual(
+      queued.map((j) => j.id),
+      ["31337-1", "31337-2", "31337-3", "31337-4"],
+    );
+    const grouped = queued[3]!.data as InferenceJob;
+    assert.deepEqual(
+      grouped.items.map((i) => i.request.requestId),
+      ["4", "5"],
+    );
+  });
+
+  test("a lost checkpoint replays every block, and BullMQ drops every duplicate", async () => {
+    await relayer!.stop();
+    await redis.del(checkpointKey!);
+    const r = await start();
+    await caughtUp();
+    assert.equal(r.watcher.stats.requestsQueued, 5, "all requests replayed");
+    assert.deepEqual(
+      (await jobs()).map((j) => j.id),
+      ["31337-1", "31337-2", "31337-3", "31337-4"],
+    );
+    const counts = await queue.getJobCounts("waiting");
+    assert.equal(counts.waiting, 4);
+  });
+
+  test("GET /requests/:id reports a pending request; /health is ok", async () => {
+    const url = relayer!.url;
+    const req = requests[1]!;
+    const res = await fetch(`${url}/requests/${req.requestId}`);
+    assert.equal(res.status, 200);
+    assert.deepEqual(await res.json(), {
+      requestId: "2",
+      state: "Pending",
+      modelId: IRIS_SHA256,
+      requester: account(5).address,
+      callbackGasLimit: 0,
+      fee: FEE.toString(),
+      deadline: req.request.deadline.toString(),
+      inputHash: req.request.inputHash,
+      inputIsRef: false,
+      requestTx: req.txHash,
+      requestBlock: req.blockNumber.toString(),
+    });
+    assert.equal((await fetch(`${url}/requests/999`)).status, 404);
+    assert.equal((await fetch(`${url}/requests/nope`)).status, 400);
+
+    const health = (await (await fetch(`${url}/health`)).json()) as Record<string, unknown>;
+    assert.equal(health.status, "ok");
+    assert.equal(health.chainId, 31337);
+    assert.equal(health.lagBlocks, 0);
+    assert.equal(health.redis, "ok");
+    assert.equal((health.queue as { waiting: number }).waiting, 4);
+  });
+});
