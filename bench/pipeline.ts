@@ -38,6 +38,7 @@ const REDIS_URL = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
 const N = Number(process.env.BENCH_REQUESTS ?? 600);
 const BATCH = 32;
 const LATENCY_SAMPLES = 60;
+let inProcessor = 0;
 
 interface Model {
   name: string;
@@ -103,7 +104,14 @@ function startWorker(queueName: string, model: Model, onDone: (job: Job<Inferenc
     logger: pino({ level: "silent" }),
     maxInputBytes: 1 << 24,
   };
-  const worker = new Worker<InferenceJob, JobSummary>(queueName, (j) => processJob(j, deps), {
+  const worker = new Worker<InferenceJob, JobSummary>(queueName, async (j) => {
+    const t = performance.now();
+    try {
+      return await processJob(j, deps);
+    } finally {
+      inProcessor += performance.now() - t;
+    }
+  }, {
     connection: { url: REDIS_URL, maxRetriesPerRequest: null },
     concurrency: 1,
   });
@@ -147,7 +155,10 @@ async function pipelineRate(model: Model, bytes: Hex[], perJob: number): Promise
   const started = performance.now();
   await queue.addBulk(jobs);
   await finished;
-  const rate = bytes.length / ((performance.now() - started) / 1000);
+  const elapsed = performance.now() - started;
+  const rate = bytes.length / (elapsed / 1000);
+  console.error(`${model.name} x${perJob}: ${elapsed.toFixed(0)} ms wall, ${inProcessor.toFixed(0)} ms in processJob`);
+  inProcessor = 0;
   await worker.close();
   await queue.obliterate({ force: true });
   await queue.close();
@@ -201,20 +212,20 @@ async function main(): Promise<void> {
     name: "bench-mlp",
     inputName: "input",
     outputName: "scores",
-    sizes: [64, 2048, 1024, 10],
+    sizes: [256, 4096, 4096, 16],
     seed: 7,
     batch: "dynamic",
     activation: "Relu",
   });
   const realistic: Model = {
-    name: "mlp-2.2M",
-    width: 64,
+    name: "mlp-17.9M",
+    width: 256,
     session: await ort.InferenceSession.create(realisticBytes, SESSION_OPTIONS),
     spec: {
       modelId: sha256Hex(realisticBytes),
       decimals: 6,
-      inputs: [{ name: "input", dtype: 1, shape: [-1, 64] }],
-      outputs: [{ name: "scores", dtype: 1, shape: [-1, 10] }],
+      inputs: [{ name: "input", dtype: 1, shape: [-1, 256] }],
+      outputs: [{ name: "scores", dtype: 1, shape: [-1, 16] }],
     },
   };
   const manifest = JSON.parse(

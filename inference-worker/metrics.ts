@@ -1,7 +1,7 @@
 /** The worker's Prometheus metrics, one registry per worker process. */
 import { Counter, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 
-export type Stage = "load_model" | "fetch_input" | "validate" | "run" | "encode" | "fulfil";
+export type Stage = "load_model" | "fetch_input" | "validate" | "run" | "fulfil";
 
 export class WorkerMetrics {
   readonly registry = new Registry();

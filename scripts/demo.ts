@@ -59,7 +59,7 @@ async function main(): Promise<void> {
     if (answered) {
       console.log(
         `  answered on chain in ${Date.now() - started} ms: ${CLASSES[label]} (p = ${fromFixedPoint(score, 6)}), ` +
-          `status ${status}, outputHash ${outputHash}`,
+          `status ${["Success", "SuccessOffchain", "InvalidInput", "InputUnavailable", "ModelFailed"][status]}, outputHash ${outputHash}`,
       );
       break;
     }
