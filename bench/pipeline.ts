@@ -29,6 +29,8 @@ import {
   type Answer,
   type JobSummary,
   type ModelSpec,
+  ThreadSession,
+  workerConfigSchema,
 } from "../inference-worker";
 import { buildMlp, mulberry32 } from "../models/onnx";
 import fs from "node:fs";
@@ -37,14 +39,22 @@ import path from "node:path";
 const REDIS_URL = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
 const N = Number(process.env.BENCH_REQUESTS ?? 600);
 const BATCH = 32;
+const WORKER_CONCURRENCY = workerConfigSchema.shape.CONCURRENCY.parse(undefined);
 const LATENCY_SAMPLES = 60;
 let inProcessor = 0;
 
 interface Model {
   name: string;
   spec: ModelSpec;
+  /** In this thread, for the raw loop. */
   session: ort.InferenceSession;
+  /** In a worker thread, as the worker runs it. */
+  threaded: ThreadSession;
   width: number;
+}
+
+function median(xs: number[]): number {
+  return percentile(xs, 50);
 }
 
 function percentile(xs: number[], p: number): number {
@@ -92,9 +102,16 @@ function job(model: Model, inputsBytes: Hex[], firstId: number): InferenceJob {
 }
 
 /** A worker whose writer only counts: the chain is left out of this benchmark. */
-function startWorker(queueName: string, model: Model, onDone: (job: Job<InferenceJob, JobSummary>) => void) {
+function startWorker(
+  queueName: string,
+  model: Model,
+  concurrency: number,
+  onDone: (job: Job<InferenceJob, JobSummary>) => void,
+) {
+  const loaded = { spec: model.spec, session: model.threaded };
   const deps = {
-    models: { get: async () => ({ spec: model.spec, session: model.session }) },
+    // One loaded model, as the worker's cache holds it: its runner is shared by every job.
+    models: { get: async () => loaded },
     writer: {
       submit: async (answers: readonly Answer[]) => ({
         outcomes: new Map(answers.map((a) => [a.request.requestId, "landed" as const])),
@@ -104,20 +121,25 @@ function startWorker(queueName: string, model: Model, onDone: (job: Job<Inferenc
     logger: pino({ level: "silent" }),
     maxInputBytes: 1 << 24,
   };
-  const worker = new Worker<InferenceJob, JobSummary>(queueName, async (j) => {
-    const t = performance.now();
-    try {
-      return await processJob(j, deps);
-    } finally {
-      inProcessor += performance.now() - t;
-    }
-  }, {
-    connection: { url: REDIS_URL, maxRetriesPerRequest: null },
-    concurrency: 1,
-  });
+  const worker = new Worker<InferenceJob, JobSummary>(
+    queueName,
+    async (j) => {
+      const t = performance.now();
+      try {
+        return await processJob(j, deps);
+      } finally {
+        inProcessor += performance.now() - t;
+      }
+    },
+    {
+      connection: { url: REDIS_URL, maxRetriesPerRequest: null },
+      concurrency,
+    },
+  );
   worker.on("completed", onDone);
   worker.on("failed", (_j, err) => {
-    throw err;
+    console.error(`benchmark job failed: ${err.message}`);
+    process.exit(1);
   });
   return worker;
 }
@@ -133,13 +155,18 @@ async function rawLoop(model: Model, floats: Float32Array[]): Promise<{ rate: nu
   return { rate: floats.length / ((performance.now() - started) / 1000), p50Ms: percentile(times, 50) };
 }
 
-async function pipelineRate(model: Model, bytes: Hex[], perJob: number): Promise<number> {
-  const queueName = `gradnet-bench-${process.pid}-${model.name}-${perJob}`;
+async function pipelineRate(
+  model: Model,
+  bytes: Hex[],
+  perJob: number,
+  concurrency: number,
+): Promise<number> {
+  const queueName = `gradnet-bench-${process.pid}-${model.name}-${perJob}-${concurrency}`;
   const queue = new Queue<InferenceJob>(queueName, { connection: { url: REDIS_URL } });
   let requests = 0;
   let done!: () => void;
   const finished = new Promise<void>((r) => (done = r));
-  const worker = startWorker(queueName, model, (j) => {
+  const worker = startWorker(queueName, model, concurrency, (j) => {
     requests += j.data.items.length;
     if (requests >= bytes.length) done();
   });
@@ -157,7 +184,9 @@ async function pipelineRate(model: Model, bytes: Hex[], perJob: number): Promise
   await finished;
   const elapsed = performance.now() - started;
   const rate = bytes.length / (elapsed / 1000);
-  console.error(`${model.name} x${perJob}: ${elapsed.toFixed(0)} ms wall, ${inProcessor.toFixed(0)} ms in processJob`);
+  console.error(
+    `${model.name} ${perJob}/job c${concurrency}: ${elapsed.toFixed(0)} ms wall, ${inProcessor.toFixed(0)} ms in processJob`,
+  );
   inProcessor = 0;
   await worker.close();
   await queue.obliterate({ force: true });
@@ -169,7 +198,7 @@ async function latency(model: Model, bytes: Hex[]): Promise<number[]> {
   const queueName = `gradnet-bench-${process.pid}-${model.name}-latency`;
   const queue = new Queue<InferenceJob>(queueName, { connection: { url: REDIS_URL } });
   const waiting = new Map<string, () => void>();
-  const worker = startWorker(queueName, model, (j) => waiting.get(j.id!)?.());
+  const worker = startWorker(queueName, model, 1, (j) => waiting.get(j.id!)?.());
   await worker.waitUntilReady();
   const samples: number[] = [];
   for (let i = 0; i < Math.min(LATENCY_SAMPLES, bytes.length); i++) {
@@ -189,18 +218,29 @@ async function latency(model: Model, bytes: Hex[]): Promise<number[]> {
 async function benchModel(model: Model, seed: number) {
   const { floats, bytes } = inputs(model.width, N, seed);
   await rawLoop(model, floats.slice(0, 50)); // warm-up
-  const raw = await rawLoop(model, floats);
-  const single = await pipelineRate(model, bytes, 1);
-  const batched = await pipelineRate(model, bytes, BATCH);
+  // Raw runs interleaved with the pipeline runs, so that both see the same machine; the
+  // baseline is their median.
+  const raws = [await rawLoop(model, floats)];
+  // The worker's default concurrency: BullMQ's round trips overlap inference (runs themselves
+  // stay one at a time per model; see inference-worker/runner.ts).
+  const single = await pipelineRate(model, bytes, 1, WORKER_CONCURRENCY);
+  raws.push(await rawLoop(model, floats));
+  const singleC1 = await pipelineRate(model, bytes, 1, 1);
+  raws.push(await rawLoop(model, floats));
+  const batched = await pipelineRate(model, bytes, BATCH, WORKER_CONCURRENCY);
+  const raw = { rate: median(raws.map((r) => r.rate)), p50Ms: median(raws.map((r) => r.p50Ms)) };
   const lat = await latency(model, bytes);
   return {
     model: model.name,
     requests: N,
     rawRunsPerSec: Math.round(raw.rate),
     rawRunP50Ms: +raw.p50Ms.toFixed(4),
+    workerConcurrency: WORKER_CONCURRENCY,
     pipelinePerSec: Math.round(single),
+    pipelineConcurrency1PerSec: Math.round(singleC1),
     pipelineBatchedPerSec: Math.round(batched),
     ratio: +(single / raw.rate).toFixed(3),
+    concurrency1Ratio: +(singleC1 / raw.rate).toFixed(3),
     batchedRatio: +(batched / raw.rate).toFixed(3),
     p50LatencyMs: +percentile(lat, 50).toFixed(3),
     p50AddedLatencyMs: +(percentile(lat, 50) - raw.p50Ms).toFixed(3),
@@ -221,6 +261,7 @@ async function main(): Promise<void> {
     name: "mlp-17.9M",
     width: 256,
     session: await ort.InferenceSession.create(realisticBytes, SESSION_OPTIONS),
+    threaded: await ThreadSession.create(realisticBytes, SESSION_OPTIONS),
     spec: {
       modelId: sha256Hex(realisticBytes),
       decimals: 6,
@@ -244,6 +285,10 @@ async function main(): Promise<void> {
     width: 4,
     session: await ort.InferenceSession.create(
       path.join(__dirname, "..", "models", iris.file),
+      SESSION_OPTIONS,
+    ),
+    threaded: await ThreadSession.create(
+      fs.readFileSync(path.join(__dirname, "..", "models", iris.file)),
       SESSION_OPTIONS,
     ),
     spec: { modelId: iris.sha256, decimals: 6, inputs: iris.schema.inputs, outputs: iris.schema.outputs },

@@ -15,7 +15,7 @@ export const workerConfigSchema = z.object({
   WORKER_PRIVATE_KEY: z.string().regex(hex32, "must be a 0x-prefixed 32-byte hex private key"),
   DEPLOYMENTS_DIR: z.string().default(DEFAULT_DEPLOYMENTS_DIR),
   QUEUE_NAME: z.string().min(1).default(INFERENCE_QUEUE),
-  CONCURRENCY: z.coerce.number().int().min(1).max(256).default(2),
+  CONCURRENCY: z.coerce.number().int().min(1).max(256).default(8),
   MODEL_CACHE_DIR: z.string().default(path.join(".gradnet", "models")),
   MAX_INPUT_BYTES: z.coerce
     .number()

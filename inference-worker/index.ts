@@ -3,6 +3,8 @@ export { parseWorkerConfig, workerConfigSchema, ConfigError, type WorkerConfig }
 export { startWorker, type RunningWorker } from "./main";
 export * from "./inference";
 export { ModelCache, ModelSchemaError, type LoadedModel } from "./modelCache";
+export { ModelRunner } from "./runner";
+export { ThreadSession } from "./threadSession";
 export { processJob, type JobSummary, type ProcessorDeps } from "./processor";
 export { ChainWriter, type Answer, type Outcome } from "./writer";
 export { WorkerMetrics } from "./metrics";

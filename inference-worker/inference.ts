@@ -196,7 +196,10 @@ const DTYPE_BY_ORT: Record<string, DType> = {
 };
 
 /** onnxruntime outputs → named tensors (in the model's output order). */
-export function fromOrtOutputs(outputs: Record<string, ort.Tensor>, names: readonly string[]): NamedTensor[] {
+export function fromOrtOutputs(
+  outputs: Record<string, OutputTensor>,
+  names: readonly string[],
+): NamedTensor[] {
   return names.map((name) => {
     const t = outputs[name];
     if (t === undefined) throw new Error(`the model produced no output "${name}"`);
@@ -229,6 +232,31 @@ export function splitOutputs(outputs: readonly NamedTensor[], rows: readonly num
   return result;
 }
 
+/** An output tensor as onnxruntime gives it (an `ort.Tensor` is one). */
+export interface OutputTensor {
+  readonly type: string;
+  readonly dims: readonly number[];
+  readonly data: unknown;
+}
+
+/**
+ * What runs a model: onnxruntime in this thread (`localSession`) or in a worker thread
+ * (`ThreadSession`, what the worker uses, since onnxruntime-node's `run` holds the event loop).
+ */
+export interface ModelSession {
+  readonly inputNames: readonly string[];
+  readonly outputNames: readonly string[];
+  run(feeds: readonly PreparedTensor[]): Promise<Record<string, OutputTensor>>;
+}
+
+export function localSession(session: ort.InferenceSession): ModelSession {
+  return {
+    inputNames: session.inputNames,
+    outputNames: session.outputNames,
+    run: (feeds) => session.run(toFeeds(feeds)),
+  };
+}
+
 export interface EncodedResult {
   output: Hex;
   outputHash: Hex;
@@ -236,23 +264,23 @@ export interface EncodedResult {
 
 /** Run one prepared input and encode the result canonically. */
 export async function runOne(
-  session: ort.InferenceSession,
+  session: ModelSession,
   spec: ModelSpec,
   inputs: readonly PreparedTensor[],
 ): Promise<EncodedResult> {
-  const out = await session.run(toFeeds(inputs));
+  const out = await session.run(inputs);
   return encodeOutput(fromOrtOutputs(out, session.outputNames), spec.decimals);
 }
 
 /** Run several prepared inputs in one `session.run` (the model must be batchable). */
 export async function runBatch(
-  session: ort.InferenceSession,
+  session: ModelSession,
   spec: ModelSpec,
   items: readonly PreparedTensor[][],
 ): Promise<EncodedResult[]> {
   if (items.length === 1) return [await runOne(session, spec, items[0]!)];
   const { feeds, rows } = concatBatch(items);
-  const out = await session.run(toFeeds(feeds));
+  const out = await session.run(feeds);
   return splitOutputs(fromOrtOutputs(out, session.outputNames), rows).map((tensors) =>
     encodeOutput(tensors, spec.decimals),
   );

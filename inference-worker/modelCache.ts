@@ -17,11 +17,18 @@ import {
   type ModelInfo,
 } from "../sdk";
 import { fetchBytes } from "./fetch";
-import { SESSION_OPTIONS, specFromRegistry, type ModelSpec } from "./inference";
+import {
+  SESSION_OPTIONS,
+  localSession,
+  specFromRegistry,
+  type ModelSession,
+  type ModelSpec,
+} from "./inference";
+import { ThreadSession } from "./threadSession";
 
 export interface LoadedModel {
   spec: ModelSpec;
-  session: ort.InferenceSession;
+  session: ModelSession;
 }
 
 /** The model's bytes cannot be run as registered: not loadable, or not the promised schema. */
@@ -45,6 +52,8 @@ interface ReadClient {
 
 export class ModelCache {
   private readonly loading = new Map<Hex, Promise<LoadedModel>>();
+  /** Models whose inference thread died; loaded again on next use. */
+  private readonly dead = new Set<Hex>();
 
   constructor(
     private readonly deps: {
@@ -53,6 +62,8 @@ export class ModelCache {
       cacheDir: string;
       maxModelBytes: number;
       logger: Logger;
+      /** Run models in a worker thread (default), so inference never holds the event loop. */
+      inThread?: boolean;
     },
   ) {}
 
@@ -60,6 +71,11 @@ export class ModelCache {
   get(modelId: Hex): Promise<LoadedModel> {
     const id = modelId.toLowerCase() as Hex;
     let p = this.loading.get(id);
+    if (p !== undefined && this.dead.has(id)) {
+      this.dead.delete(id);
+      this.loading.delete(id);
+      p = undefined;
+    }
     if (p === undefined) {
       p = this.load(id).catch((err: unknown) => {
         this.loading.delete(id);
@@ -83,9 +99,12 @@ export class ModelCache {
       throw toGradnetError(err);
     }
     const bytes = await this.bytesOf(modelId, info.uri);
-    let session: ort.InferenceSession;
+    let session: ModelSession;
     try {
-      session = await ort.InferenceSession.create(bytes, SESSION_OPTIONS);
+      session =
+        this.deps.inThread === false
+          ? localSession(await ort.InferenceSession.create(bytes, SESSION_OPTIONS))
+          : await ThreadSession.create(bytes, SESSION_OPTIONS);
     } catch (cause) {
       throw new ModelSchemaError(modelId, `onnxruntime cannot load it: ${(cause as Error).message}`);
     }
@@ -96,6 +115,15 @@ export class ModelCache {
     ];
     if (missing.length > 0)
       throw new ModelSchemaError(modelId, `the graph lacks ${missing.join(", ")} from its registered schema`);
+    if (session instanceof ThreadSession) {
+      session.onDeath((err) => {
+        this.deps.logger.error(
+          { modelId, err: err.message },
+          "inference thread died; the model will be loaded again",
+        );
+        this.dead.add(modelId);
+      });
+    }
     this.deps.logger.info({ modelId, uri: info.uri, size: bytes.length }, "model loaded");
     return { spec, session };
   }

@@ -22,20 +22,16 @@ import {
   type ResultStatusName,
 } from "../sdk";
 import { FetchError, fetchBytes } from "./fetch";
-import {
-  isBatchable,
-  prepareInputs,
-  runBatch,
-  runOne,
-  type EncodedResult,
-  type PreparedTensor,
-} from "./inference";
+import { prepareInputs, type EncodedResult, type PreparedTensor } from "./inference";
+import { ModelRunner } from "./runner";
 import { ModelSchemaError, type LoadedModel } from "./modelCache";
 import type { WorkerMetrics } from "./metrics";
 import type { Answer, Outcome, WriteResult } from "./writer";
 
 export interface ProcessorDeps {
   models: { get(modelId: Hex): Promise<LoadedModel> };
+  /** Most requests in one `session.run` (default 64). */
+  maxBatch?: number;
   writer: { submit(answers: readonly Answer[]): Promise<WriteResult> };
   metrics: WorkerMetrics;
   logger: Logger;
@@ -110,7 +106,7 @@ export async function processJob(job: JobLike, deps: ProcessorDeps): Promise<Job
 
   const results = new Map<number, EncodedResult>();
   if (!(model instanceof Refusal) && prepared.size > 0) {
-    await runAll(model, prepared, results, refusals, deps, log);
+    await runAll(runnerFor(model, deps), prepared, results, refusals, deps);
   }
 
   const answers: Answer[] = requests.map((request, i) => {
@@ -156,6 +152,18 @@ export async function processJob(job: JobLike, deps: ProcessorDeps): Promise<Job
   return summary;
 }
 
+const runners = new WeakMap<LoadedModel, ModelRunner>();
+
+/** One runner per loaded model, shared by every job this process works on. */
+function runnerFor(model: LoadedModel, deps: ProcessorDeps): ModelRunner {
+  let runner = runners.get(model);
+  if (runner === undefined) {
+    runner = new ModelRunner(model, deps.maxBatch ?? 64, (size) => deps.metrics.batchSize.observe(size));
+    runners.set(model, runner);
+  }
+  return runner;
+}
+
 function modelRefusal(err: unknown, lastAttempt: boolean): Refusal {
   if (err instanceof ModelHashMismatchError || err instanceof ModelSchemaError)
     return new Refusal("ModelFailed", err.message);
@@ -196,43 +204,25 @@ async function inputBytes(item: InferenceJobItem, deps: ProcessorDeps, lastAttem
 }
 
 async function runAll(
-  model: LoadedModel,
+  runner: ModelRunner,
   prepared: Map<number, PreparedTensor[]>,
   results: Map<number, EncodedResult>,
   refusals: Map<number, Refusal>,
   deps: ProcessorDeps,
-  log: Logger,
 ): Promise<void> {
-  const indexes = [...prepared.keys()];
-  if (indexes.length > 1 && isBatchable(model.spec)) {
-    try {
-      const out = await deps.metrics.time("run", () =>
-        runBatch(
-          model.session,
-          model.spec,
-          indexes.map((i) => prepared.get(i)!),
-        ),
-      );
-      deps.metrics.batchSize.observe(indexes.length);
-      indexes.forEach((i, k) => results.set(i, out[k]!));
-      return;
-    } catch (err) {
-      log.warn({ err: (err as Error).message }, "batched run failed; running the requests one by one");
-    }
-  }
-  for (const i of indexes) {
-    try {
-      results.set(
-        i,
-        await deps.metrics.time("run", () => runOne(model.session, model.spec, prepared.get(i)!)),
-      );
-      deps.metrics.batchSize.observe(1);
-    } catch (err) {
-      deps.metrics.errors.inc({ kind: "model_run" });
-      refusals.set(
-        i,
-        new Refusal("ModelFailed", `the model failed on this input: ${(err as Error).message}`),
-      );
-    }
-  }
+  await deps.metrics.time("run", () =>
+    Promise.all(
+      [...prepared].map(async ([i, inputs]) => {
+        try {
+          results.set(i, await runner.run(inputs));
+        } catch (err) {
+          deps.metrics.errors.inc({ kind: "model_run" });
+          refusals.set(
+            i,
+            new Refusal("ModelFailed", `the model failed on this input: ${(err as Error).message}`),
+          );
+        }
+      }),
+    ),
+  );
 }

@@ -1,5 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import fs from "node:fs";
 import path from "node:path";
 import * as ort from "onnxruntime-node";
 import pino from "pino";
@@ -18,9 +19,12 @@ import {
 } from "../../sdk";
 import {
   ConfigError,
+  ModelRunner,
   SESSION_OPTIONS,
+  ThreadSession,
   WorkerMetrics,
   fromOrtOutputs,
+  localSession,
   parseWorkerConfig,
   prepareInputs,
   processJob,
@@ -39,8 +43,8 @@ const IRIS_SPEC: ModelSpec = {
   inputs: iris.schema.inputs,
   outputs: iris.schema.outputs,
 };
-const loadIris = () =>
-  ort.InferenceSession.create(path.join(__dirname, "../../models/iris-mlp.onnx"), SESSION_OPTIONS);
+const IRIS_FILE = path.join(__dirname, "../../models/iris-mlp.onnx");
+const loadIris = async () => localSession(await ort.InferenceSession.create(IRIS_FILE, SESSION_OPTIONS));
 const irisInput = (rows: number[][]) =>
   encodeTensors([{ name: "input", dtype: "float32", shape: [rows.length, 4], data: rows.flat() }], 6);
 
@@ -83,10 +87,11 @@ test("runOne gives the canonical encoding of a direct onnxruntime run", async ()
   const session = await loadIris();
   const input = irisInput([[6.7, 3.0, 5.2, 2.3]]);
   const result = await runOne(session, IRIS_SPEC, prepareInputs(IRIS_SPEC, decodeWire(input)));
-  const direct = await session.run({
+  const ortSession = await ort.InferenceSession.create(IRIS_FILE, SESSION_OPTIONS);
+  const direct = await ortSession.run({
     input: new ort.Tensor("float32", Float32Array.from([6.7, 3.0, 5.2, 2.3]), [1, 4]),
   });
-  const expected = encodeTensors(fromOrtOutputs(direct, session.outputNames), 6);
+  const expected = encodeTensors(fromOrtOutputs(direct, ortSession.outputNames), 6);
   assert.equal(result.output, expected);
   assert.equal(result.outputHash, keccak256(expected));
   const out = decodeTensors(result.output);
@@ -95,6 +100,37 @@ test("runOne gives the canonical encoding of a direct onnxruntime run", async ()
     ["label", "probabilities"],
   );
   assert.deepEqual(out[0]!.data, [2n]); // virginica
+});
+
+test("a model in a worker thread gives the same bytes, and a runner batches concurrent requests", async () => {
+  const local = await loadIris();
+  const threaded = await ThreadSession.create(fs.readFileSync(IRIS_FILE), SESSION_OPTIONS);
+  try {
+    const sizes: number[] = [];
+    const runner = new ModelRunner({ spec: IRIS_SPEC, session: threaded }, 64, (n) => sizes.push(n));
+    const rows = Array.from({ length: 20 }, (_, i) => [
+      4.4 + i * 0.17,
+      2.5 + (i % 3) * 0.4,
+      1.2 + i * 0.28,
+      0.2 + i * 0.11,
+    ]);
+    const items = rows.map((r) => prepareInputs(IRIS_SPEC, decodeWire(irisInput([r]))));
+    const viaRunner = await Promise.all(items.map((p) => runner.run(p)));
+    for (let i = 0; i < items.length; i++) {
+      assert.equal(viaRunner[i]!.output, (await runOne(local, IRIS_SPEC, items[i]!)).output, `row ${i}`);
+    }
+    assert.equal(
+      sizes.reduce((a, b) => a + b, 0),
+      rows.length,
+    );
+    assert.ok(sizes.length < rows.length, `requests were batched: ${sizes.join(",")}`);
+  } finally {
+    await threaded.close();
+  }
+  await assert.rejects(
+    ThreadSession.create(new Uint8Array([1, 2, 3]), SESSION_OPTIONS),
+    /protobuf|parse|load/i,
+  );
 });
 
 test("a batch gives, bit for bit, the hashes of one-by-one runs", async () => {
