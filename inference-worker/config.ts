@@ -22,6 +22,7 @@ export const workerConfigSchema = z.object({
     .int()
     .min(1)
     .default(64 * 1024 * 1024),
+  POLL_INTERVAL_MS: z.coerce.number().int().min(10).max(60_000).default(250),
   METRICS_HOST: z.string().default("127.0.0.1"),
   METRICS_PORT: z.coerce.number().int().min(0).max(65535).default(9464),
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),

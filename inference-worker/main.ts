@@ -39,7 +39,7 @@ export async function startWorker(
   const chainId = await probe.getChainId();
   const chain: Chain =
     chainId === hardhat.id ? hardhat : { ...hardhat, id: chainId, name: `chain-${chainId}` };
-  const publicClient = createPublicClient({ chain, transport, pollingInterval: 250 });
+  const publicClient = createPublicClient({ chain, transport, pollingInterval: config.POLL_INTERVAL_MS });
   const account = privateKeyToAccount(config.WORKER_PRIVATE_KEY as `0x${string}`, { nonceManager });
   const walletClient = createWalletClient({ chain, transport, account });
   const addresses = resolveAddresses(chainId, config.DEPLOYMENTS_DIR);

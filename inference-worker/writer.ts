@@ -43,21 +43,68 @@ function revertName(err: unknown): { name: string; args: readonly unknown[] } | 
   return undefined;
 }
 
+interface Queued {
+  answers: readonly Answer[];
+  resolve(r: WriteResult): void;
+  reject(e: unknown): void;
+}
+
+/**
+ * Answers from every job the worker holds go out together: while one transaction is being
+ * mined, the answers that arrive meanwhile wait and then leave in one `fulfillBatch` (at most
+ * `maxBatch` answers), so a burst of requests costs the chain a few transactions, not one each.
+ */
 export class ChainWriter {
+  private readonly queued: Queued[] = [];
+  private sending = false;
+
   constructor(
     private readonly publicClient: AnyPublicClient,
     private readonly walletClient: AnyWalletClient,
     private readonly hub: Address,
+    private readonly maxBatch = 32,
   ) {}
 
   get address(): Address {
     return this.walletClient.account.address;
   }
 
-  /** Post the answers: one `fulfill`, or one `fulfillBatch` for several. */
-  async submit(answers: readonly Answer[]): Promise<WriteResult> {
-    if (answers.length === 0) return { outcomes: new Map() };
-    return answers.length === 1 ? this.submitOne(answers[0]!) : this.submitBatch(answers);
+  /** Post the answers: one `fulfill`, or one `fulfillBatch` with whatever else is waiting. */
+  submit(answers: readonly Answer[]): Promise<WriteResult> {
+    if (answers.length === 0) return Promise.resolve({ outcomes: new Map() });
+    return new Promise((resolve, reject) => {
+      this.queued.push({ answers, resolve, reject });
+      void this.flush();
+    });
+  }
+
+  private async flush(): Promise<void> {
+    if (this.sending) return;
+    this.sending = true;
+    try {
+      while (this.queued.length > 0) {
+        const group: Queued[] = [this.queued.shift()!];
+        let size = group[0]!.answers.length;
+        while (this.queued.length > 0 && size + this.queued[0]!.answers.length <= this.maxBatch) {
+          size += this.queued[0]!.answers.length;
+          group.push(this.queued.shift()!);
+        }
+        const all = group.flatMap((q) => q.answers);
+        try {
+          const result = all.length === 1 ? await this.submitOne(all[0]!) : await this.submitBatch(all);
+          for (const q of group) {
+            const outcomes = new Map(
+              q.answers.map((a) => [a.request.requestId, result.outcomes.get(a.request.requestId)!]),
+            );
+            q.resolve({ txHash: result.txHash, outcomes });
+          }
+        } catch (err) {
+          group.forEach((q) => q.reject(err));
+        }
+      }
+    } finally {
+      this.sending = false;
+    }
   }
 
   private async submitOne(a: Answer): Promise<WriteResult> {

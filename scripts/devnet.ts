@@ -287,6 +287,7 @@ export async function startDevnet(opts: DevnetOptions = {}): Promise<Devnet> {
       HTTP_PORT: String(relayerPort),
       STORE_DIR: path.join(stateDir, "store"),
       CONFIRMATIONS: "0",
+      POLL_INTERVAL_MS: "100",
     });
     await waitFor(
       "relayer",
@@ -383,6 +384,7 @@ export async function startDevnet(opts: DevnetOptions = {}): Promise<Devnet> {
         WORKER_PRIVATE_KEY: devAccount(index).privateKey,
         MODEL_CACHE_DIR: path.join(stateDir, `models-${k + 1}`),
         METRICS_PORT: String(port),
+        POLL_INTERVAL_MS: "100",
       });
       const metricsUrl = `http://127.0.0.1:${port}`;
       await waitFor(
