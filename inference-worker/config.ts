@@ -16,6 +16,7 @@ export const workerConfigSchema = z.object({
   DEPLOYMENTS_DIR: z.string().default(DEFAULT_DEPLOYMENTS_DIR),
   QUEUE_NAME: z.string().min(1).default(INFERENCE_QUEUE),
   CONCURRENCY: z.coerce.number().int().min(1).max(256).default(8),
+  MAX_BATCH: z.coerce.number().int().min(1).max(1024).default(32),
   MODEL_CACHE_DIR: z.string().default(path.join(".gradnet", "models")),
   MAX_INPUT_BYTES: z.coerce
     .number()

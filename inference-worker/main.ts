@@ -53,13 +53,20 @@ export async function startWorker(
     maxModelBytes: config.MAX_INPUT_BYTES,
     logger: log,
   });
-  const writer = new ChainWriter(publicClient, walletClient, addresses.inferenceHub);
+  const writer = new ChainWriter(publicClient, walletClient, addresses.inferenceHub, config.MAX_BATCH);
   const connection = new Redis(config.REDIS_URL, { maxRetriesPerRequest: null });
 
   const worker = new Worker<InferenceJob, JobSummary>(
     config.QUEUE_NAME,
     (job: Job<InferenceJob, JobSummary>) =>
-      processJob(job, { models, writer, metrics, logger: log, maxInputBytes: config.MAX_INPUT_BYTES }),
+      processJob(job, {
+        models,
+        writer,
+        metrics,
+        logger: log,
+        maxInputBytes: config.MAX_INPUT_BYTES,
+        maxBatch: config.MAX_BATCH,
+      }),
     { connection, concurrency: config.CONCURRENCY, autorun: true },
   );
   worker.on("failed", (job, err) => {

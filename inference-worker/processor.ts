@@ -30,7 +30,7 @@ import type { Answer, Outcome, WriteResult } from "./writer";
 
 export interface ProcessorDeps {
   models: { get(modelId: Hex): Promise<LoadedModel> };
-  /** Most requests in one `session.run` (default 64). */
+  /** Most requests in one `session.run` (default 32). */
   maxBatch?: number;
   writer: { submit(answers: readonly Answer[]): Promise<WriteResult> };
   metrics: WorkerMetrics;
@@ -158,7 +158,7 @@ const runners = new WeakMap<LoadedModel, ModelRunner>();
 function runnerFor(model: LoadedModel, deps: ProcessorDeps): ModelRunner {
   let runner = runners.get(model);
   if (runner === undefined) {
-    runner = new ModelRunner(model, deps.maxBatch ?? 64, (size) => deps.metrics.batchSize.observe(size));
+    runner = new ModelRunner(model, deps.maxBatch ?? 32, (size) => deps.metrics.batchSize.observe(size));
     runners.set(model, runner);
   }
   return runner;
