@@ -10,7 +10,6 @@
  * Prints one JSON object as its last line.
  */
 import fs from "node:fs";
-import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import * as ort from "onnxruntime-node";
@@ -39,21 +38,10 @@ import {
   type Request,
 } from "../sdk";
 import { SESSION_OPTIONS, fromOrtOutputs } from "../inference-worker";
-import { DEVNET_ROLES, devAccount, startDevnet } from "../scripts/devnet";
+import { DEVNET_ROLES, devAccount, freePort, startDevnet } from "../scripts/devnet";
 
 const N = Number(process.env.BENCH_REQUESTS ?? 200);
 const BENCH_NODE = 6; // a dev account staked here for the ceiling run
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 function percentile(xs: number[], p: number): number {
   const s = [...xs].sort((a, b) => a - b);

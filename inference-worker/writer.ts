@@ -4,8 +4,6 @@
  * skipped (it can only be refunded now). Other failures are thrown for the job to retry.
  */
 import {
-  BaseError,
-  ContractFunctionRevertedError,
   parseEventLogs,
   type Account,
   type Address,
@@ -15,7 +13,7 @@ import {
   type Transport,
   type WalletClient,
 } from "viem";
-import { inferenceHubAbi, toGradnetError, type Request } from "../sdk";
+import { decodeRevert, inferenceHubAbi, toGradnetError, type Request } from "../sdk";
 
 export interface Answer {
   request: Request;
@@ -33,15 +31,6 @@ export interface WriteResult {
 
 type AnyPublicClient = PublicClient<Transport, Chain | undefined>;
 type AnyWalletClient = WalletClient<Transport, Chain | undefined, Account>;
-
-function revertName(err: unknown): { name: string; args: readonly unknown[] } | undefined {
-  if (!(err instanceof BaseError)) return undefined;
-  const revert = err.walk((e) => e instanceof ContractFunctionRevertedError);
-  if (revert instanceof ContractFunctionRevertedError && revert.data?.errorName !== undefined) {
-    return { name: revert.data.errorName, args: (revert.data.args ?? []) as readonly unknown[] };
-  }
-  return undefined;
-}
 
 interface Queued {
   answers: readonly Answer[];
@@ -120,7 +109,7 @@ export class ChainWriter {
         chain: this.walletClient.chain,
       }));
     } catch (err) {
-      const r = revertName(err);
+      const r = decodeRevert(err);
       if (r?.name === "Hub__WrongState") return { outcomes: new Map([[id, "alreadyAnswered"]]) };
       if (r?.name === "Hub__RequestExpired") return { outcomes: new Map([[id, "expired"]]) };
       throw toGradnetError(err);

@@ -294,14 +294,23 @@ interface FulfilledArgs {
   output: Hex;
 }
 
+/** The custom error a viem contract call reverted with, if it was one the ABI knows. */
+export function decodeRevert(err: unknown): { name: string; args: readonly unknown[] } | undefined {
+  if (!(err instanceof BaseError)) return undefined;
+  const revert = err.walk((e) => e instanceof ContractFunctionRevertedError);
+  if (revert instanceof ContractFunctionRevertedError && revert.data?.errorName !== undefined) {
+    return { name: revert.data.errorName, args: (revert.data.args ?? []) as readonly unknown[] };
+  }
+  return undefined;
+}
+
 /** Map a viem error from a hub or registry call to gradnet's typed errors. */
 export function toGradnetError(err: unknown): Error {
   if (err instanceof GradnetError) return err;
-  if (err instanceof BaseError) {
-    const revert = err.walk((e) => e instanceof ContractFunctionRevertedError);
-    if (revert instanceof ContractFunctionRevertedError && revert.data?.errorName !== undefined) {
-      const name = revert.data.errorName;
-      const args = (revert.data.args ?? []) as readonly unknown[];
+  {
+    const revert = decodeRevert(err);
+    if (revert !== undefined) {
+      const { name, args } = revert;
       switch (name) {
         case "Hub__ModelNotActive":
         case "ModelRegistry__NotRegistered":

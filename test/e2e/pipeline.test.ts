@@ -5,7 +5,6 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import fs from "node:fs";
-import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import * as ort from "onnxruntime-node";
@@ -34,7 +33,7 @@ import {
   toFixedPoint,
 } from "../../sdk";
 import { SESSION_OPTIONS, fromOrtOutputs } from "../../inference-worker";
-import { DEVNET_ROLES, devAccount, startDevnet, type Devnet } from "../../scripts/devnet";
+import { DEVNET_ROLES, devAccount, freePort, startDevnet, type Devnet } from "../../scripts/devnet";
 
 const ROOT = path.resolve(__dirname, "..", "..");
 const IRIS_FILE = path.join(ROOT, "models", "iris-mlp.onnx");
@@ -50,17 +49,6 @@ async function irisDirect(rows: number[][]): Promise<Hex> {
     input: new ort.Tensor("float32", Float32Array.from(rows.flat()), [rows.length, 4]),
   });
   return encodeTensors(fromOrtOutputs(out, session.outputNames), 6);
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    });
-  });
 }
 
 function irisModel() {

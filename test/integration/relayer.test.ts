@@ -9,7 +9,6 @@ import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
 import { createHash } from "node:crypto";
 import fs from "node:fs";
-import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
@@ -38,6 +37,7 @@ import {
   type RequestReceipt,
 } from "../../sdk";
 import { parseConfig, startRelayer, type Relayer, type RelayerConfig } from "../../node";
+import { freePort } from "../../scripts/devnet";
 
 const ROOT = path.resolve(__dirname, "..", "..");
 const MNEMONIC = "test test test test test test test test test test test junk";
@@ -61,17 +61,6 @@ deploySystem(hre, { mode: "fixed" }).then(async (s) => {
   console.log(JSON.stringify({ addresses: s.addresses, block, owner }));
 }).catch((e) => { console.error(e); process.exit(1); });
 `;
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 async function waitUntil<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs: number): Promise<T> {
   const end = Date.now() + timeoutMs;
