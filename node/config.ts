@@ -7,6 +7,7 @@
  * deployment file's `deployedAtBlock`, else 0).
  */
 import path from "node:path";
+import type { Hex } from "viem";
 import { z } from "zod";
 import { DEFAULT_DEPLOYMENTS_DIR, DEVNET_CHAIN_ID, GradnetError, INFERENCE_QUEUE } from "../sdk";
 
@@ -69,7 +70,17 @@ export const envSchema = z.object({
   STORE_DIR: optional(z.string()),
   MAX_MODEL_BYTES: withDefault(integer(1, 2 ** 31 - 1), String(DEFAULT_MAX_MODEL_BYTES)),
   LOG_LEVEL: withDefault(z.enum(LOG_LEVELS), "info"),
+  KEEPER_PRIVATE_KEY: optional(
+    z
+      .string()
+      .trim()
+      .regex(/^0x[0-9a-fA-F]{64}$/, "must be a private key: 0x followed by 64 hex digits"),
+  ),
+  KEEPER_INTERVAL_MS: withDefault(integer(10, 3_600_000), "1000"),
 });
+
+/** Variables whose value must never appear in an error message or a log. */
+const SECRET_FIELDS: ReadonlySet<string> = new Set(["KEEPER_PRIVATE_KEY"]);
 
 export interface RelayerConfig {
   rpcUrl: string;
@@ -93,6 +104,18 @@ export interface RelayerConfig {
   storeDir: string;
   maxModelBytes: number;
   logLevel: LogLevel;
+  /**
+   * The settlement keeper (docs/relayer.md, "The keeper"); present only when KEEPER_PRIVATE_KEY
+   * is set, absent otherwise (no keeper runs).
+   */
+  keeper?: KeeperConfig;
+}
+
+export interface KeeperConfig {
+  /** The key the keeper signs its finalize / refund transactions with. */
+  privateKey: Hex;
+  /** Pause between the keeper's loops. */
+  intervalMs: number;
 }
 
 /** A configuration variable is missing or malformed; `field` names it. */
@@ -115,7 +138,7 @@ export function parseConfig(
     const issue = parsed.error.issues[0]!;
     const field = issue.path.join(".") || "environment";
     const value = env[field];
-    const shown = value === undefined ? "" : ` (got ${JSON.stringify(value)})`;
+    const shown = value === undefined || SECRET_FIELDS.has(field) ? "" : ` (got ${JSON.stringify(value)})`;
     throw new ConfigError(field, `${issue.message}${shown}`);
   }
   const e = parsed.data;
@@ -135,6 +158,9 @@ export function parseConfig(
     storeDir: path.resolve(cwd, e.STORE_DIR ?? path.join(".gradnet", "store")),
     maxModelBytes: e.MAX_MODEL_BYTES,
     logLevel: e.LOG_LEVEL,
+    ...(e.KEEPER_PRIVATE_KEY === undefined
+      ? {}
+      : { keeper: { privateKey: e.KEEPER_PRIVATE_KEY as Hex, intervalMs: e.KEEPER_INTERVAL_MS } }),
   };
 }
 

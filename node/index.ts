@@ -2,6 +2,7 @@
 export * from "./api";
 export * from "./chain";
 export * from "./config";
+export * from "./keeper";
 export * from "./main";
 export * from "./metrics";
 export * from "./store";

@@ -1,5 +1,6 @@
 /**
- * The relayer process: chain watcher → BullMQ queue, model store and HTTP API.
+ * The relayer process: chain watcher → BullMQ queue, model store and HTTP API, and (with
+ * KEEPER_PRIVATE_KEY) the settlement keeper.
  *
  *   npx tsx node/main.ts                 # configured from the environment (docs/relayer.md)
  *
@@ -10,7 +11,7 @@ import { Queue } from "bullmq";
 import type { FastifyInstance } from "fastify";
 import { Redis } from "ioredis";
 import pino, { type Logger } from "pino";
-import { createPublicClient, http, type Address } from "viem";
+import { createPublicClient, http, type Address, type PublicClient } from "viem";
 import { GradnetError, readDeployment, resolveAddresses, type Addresses } from "../sdk";
 import { buildApi } from "./api";
 import { viemHubReader } from "./chain";
@@ -22,6 +23,7 @@ import {
   type ChainSettings,
   type RelayerConfig,
 } from "./config";
+import { Keeper, createKeeperMetrics, keeperCheckpointKey, viemKeeperChain } from "./keeper";
 import { createMetrics, type RelayerMetrics } from "./metrics";
 import { ModelStore } from "./store";
 import { ChainWatcher, checkpointKey, redisCheckpointStore, type QueuedJob } from "./watcher";
@@ -37,11 +39,13 @@ export interface Relayer {
   addresses: Addresses;
   /** The Redis key holding the checkpoint. */
   checkpointKey: string;
+  /** The settlement keeper; undefined when KEEPER_PRIVATE_KEY is not set. */
+  keeper: Keeper | undefined;
   /** Where the HTTP API listens. */
   url: string;
   /** Base of the model URIs handed out. */
   publicUrl: string;
-  /** Stop the watcher (after its current chunk), close the server, the queue and Redis. */
+  /** Stop the watcher (after its current chunk) and the keeper, close the server, the queue and Redis. */
   stop(): Promise<void>;
 }
 
@@ -137,12 +141,33 @@ export async function startRelayer(config: RelayerConfig, opts: StartOptions = {
   const url = defaultPublicUrl(config.httpHost, address.port);
   if (config.publicUrl === undefined) publicUrl = url;
 
+  let keeper: Keeper | undefined;
+  if (config.keeper !== undefined) {
+    keeper = new Keeper({
+      chain: viemKeeperChain({
+        publicClient: publicClient as PublicClient,
+        rpcUrl: config.rpcUrl,
+        privateKey: config.keeper.privateKey,
+        hub,
+        settlement: addresses.settlement,
+      }),
+      startBlock: chain.startBlock,
+      confirmations: chain.confirmations,
+      logChunkBlocks: config.logChunkBlocks,
+      intervalMs: config.keeper.intervalMs,
+      checkpoints: redisCheckpointStore(redis, keeperCheckpointKey(chainId, hub)),
+      logger: logger.child({ component: "keeper" }),
+      metrics: createKeeperMetrics(metrics.registry),
+    });
+  }
+
   watcher.start();
+  keeper?.start();
 
   let stopped: Promise<void> | undefined;
   const stop = () =>
     (stopped ??= (async () => {
-      await watcher.stop();
+      await Promise.all([watcher.stop(), keeper?.stop()]);
       await app.close();
       await queue.close();
       await redis.quit().catch(() => redis.disconnect());
@@ -161,6 +186,7 @@ export async function startRelayer(config: RelayerConfig, opts: StartOptions = {
       docs: `${url}/docs`,
       publicUrl,
       store: store.dir,
+      keeper: keeper?.stats().keeper ?? null,
     },
     `gradnet relayer on chain ${chainId}: API ${url} (docs ${url}/docs), queue "${config.queueName}"`,
   );
@@ -175,6 +201,7 @@ export async function startRelayer(config: RelayerConfig, opts: StartOptions = {
     chain,
     addresses,
     checkpointKey: key,
+    keeper,
     url,
     publicUrl,
     stop,

@@ -300,6 +300,9 @@ export async function startDevnet(opts: DevnetOptions = {}): Promise<Devnet> {
       STORE_DIR: path.join(stateDir, "store"),
       CONFIRMATIONS: "0",
       POLL_INTERVAL_MS: "100",
+      // The settlement keeper: finalises answered requests, refunds expired ones.
+      KEEPER_PRIVATE_KEY: devAccount(5).privateKey,
+      KEEPER_INTERVAL_MS: "500",
     });
     await waitFor(
       "relayer",

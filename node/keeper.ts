@@ -1,0 +1,528 @@
+/**
+ * The settlement keeper: finalises fulfilled requests once their challenge window has passed
+ * (`Settlement.finalizeBatch`) and refunds pending requests once their deadline has passed
+ * (`InferenceHub.refundExpired`), so that fees reach their owners without anyone calling by hand.
+ *
+ * It tracks the requests that are Pending or Fulfilled in memory, rebuilt at every start by
+ * scanning the hub's InferenceRequested / InferenceFulfilled logs from the start block. Each loop
+ * it scans the new blocks, reads the latest block's timestamp and the challenge window, picks what
+ * is due (pure `dueActions`), re-checks each due request's state on chain, simulates and sends.
+ * A `Hub__WrongState` revert means someone else got there first: the request is dropped as done.
+ * Any other error is logged and retried on the next loop, with backoff; the loop never throws.
+ */
+import { Counter, Gauge, type Registry } from "prom-client";
+import {
+  createWalletClient,
+  http,
+  type Address,
+  type Hex,
+  type PublicClient,
+  type Transport,
+  type WalletClient,
+  type Account,
+  type Chain,
+} from "viem";
+import { nonceManager, privateKeyToAccount } from "viem/accounts";
+import {
+  decodeRevert,
+  inferenceHubAbi,
+  settlementAbi,
+  ResultStatus,
+  type Fulfillment,
+  type Request,
+} from "../sdk";
+import { backoffDelay, nextRange, type CheckpointStore, type WatcherLogger } from "./watcher";
+
+// ------------------------------------------------------------------------------- pure core
+
+/** A request the keeper may still have to act on. */
+export interface TrackedRequest {
+  request: Request;
+  state: "Pending" | "Fulfilled";
+  /** Set once the request is Fulfilled. */
+  fulfillment?: Fulfillment;
+}
+
+export interface DueActions {
+  /** Fulfilled, `fulfilledAt + challengeWindow <= now`: `Settlement.finalize` would succeed. */
+  finalize: (TrackedRequest & { fulfillment: Fulfillment })[];
+  /** Pending, `deadline < now`: `InferenceHub.refundExpired` would succeed. */
+  refund: TrackedRequest[];
+}
+
+/** What can be done now, in request-id order. Pure. */
+export function dueActions(
+  tracked: Iterable<TrackedRequest>,
+  nowSeconds: bigint,
+  challengeWindow: bigint,
+): DueActions {
+  const finalize: DueActions["finalize"] = [];
+  const refund: TrackedRequest[] = [];
+  for (const t of tracked) {
+    if (t.state === "Fulfilled") {
+      const f = t.fulfillment;
+      if (f !== undefined && f.fulfilledAt + challengeWindow <= nowSeconds)
+        finalize.push({ ...t, fulfillment: f });
+    } else if (t.request.deadline < nowSeconds) {
+      refund.push(t);
+    }
+  }
+  const byId = (a: TrackedRequest, b: TrackedRequest) =>
+    a.request.requestId < b.request.requestId ? -1 : a.request.requestId > b.request.requestId ? 1 : 0;
+  return { finalize: finalize.sort(byId), refund: refund.sort(byId) };
+}
+
+/** `items` in consecutive chunks of at most `size`. */
+export function chunks<T>(items: readonly T[], size: number): T[][] {
+  if (!Number.isInteger(size) || size < 1) throw new RangeError("size must be a positive integer");
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
+  return out;
+}
+
+/** A hub event the keeper follows, in chain order. */
+export type KeeperEvent =
+  | { kind: "requested"; request: Request }
+  | { kind: "fulfilled"; requestId: bigint; status: number; fulfillment: Fulfillment };
+
+/**
+ * Apply one event to the tracked set (mutates it). A request answered with an error status is
+ * Failed (final, already refunded by the hub) and is dropped; Success / SuccessOffchain make it
+ * Fulfilled. A fulfilment of a request never seen (scanned from after its request) is ignored.
+ */
+export function applyEvent(tracked: Map<bigint, TrackedRequest>, event: KeeperEvent): void {
+  if (event.kind === "requested") {
+    if (!tracked.has(event.request.requestId))
+      tracked.set(event.request.requestId, { request: event.request, state: "Pending" });
+    return;
+  }
+  const t = tracked.get(event.requestId);
+  if (t === undefined) return;
+  if (event.status === ResultStatus.Success || event.status === ResultStatus.SuccessOffchain) {
+    tracked.set(event.requestId, { request: t.request, state: "Fulfilled", fulfillment: event.fulfillment });
+  } else {
+    tracked.delete(event.requestId);
+  }
+}
+
+/** Where the keeper records how far it has scanned (informational: it rescans at every start). */
+export function keeperCheckpointKey(chainId: number, hub: Address): string {
+  return `gradnet:keeper:${chainId}:${hub.toLowerCase()}:checkpoint`;
+}
+
+/** The largest `finalizeBatch` the keeper sends. */
+export const FINALIZE_BATCH_MAX = 32;
+
+/** RequestState numbers (sdk `RequestState`). */
+const PENDING = 1;
+const FULFILLED = 2;
+
+// -------------------------------------------------------------------------------- adapters
+
+/** The keeper's window on the chain; `viemKeeperChain` is the real one. */
+export interface KeeperChain {
+  readonly hub: Address;
+  readonly keeper: Address;
+  getBlockNumber(): Promise<bigint>;
+  /** The latest block's timestamp, unix seconds. */
+  getLatestTimestamp(): Promise<bigint>;
+  /** The hub's InferenceRequested and InferenceFulfilled logs in [fromBlock, toBlock], in chain order. */
+  getEvents(fromBlock: bigint, toBlock: bigint): Promise<KeeperEvent[]>;
+  /** `Settlement.params().challengeWindow`, seconds. */
+  getChallengeWindow(): Promise<bigint>;
+  getRequestState(requestId: bigint): Promise<number>;
+  /** Simulate, send and wait for `finalizeBatch`; throws (a viem error) on a revert. */
+  finalizeBatch(requests: Request[], fulfillments: Fulfillment[]): Promise<Hex>;
+  /** Simulate, send and wait for `refundExpired`; throws (a viem error) on a revert. */
+  refundExpired(request: Request): Promise<Hex>;
+}
+
+/** The settlement ABI plus the hub's errors, so a revert inside `hub.release` decodes. */
+const settlementWithHubErrors = [
+  ...settlementAbi,
+  ...inferenceHubAbi.filter((e) => e.type === "error"),
+] as const;
+
+export function viemKeeperChain(opts: {
+  publicClient: PublicClient;
+  rpcUrl: string;
+  chain?: Chain;
+  privateKey: Hex;
+  hub: Address;
+  settlement: Address;
+}): KeeperChain {
+  const { publicClient, hub, settlement } = opts;
+  const account = privateKeyToAccount(opts.privateKey, { nonceManager });
+  const wallet: WalletClient<Transport, Chain | undefined, Account> = createWalletClient({
+    account,
+    chain: opts.chain,
+    transport: http(opts.rpcUrl, { retryCount: 2, timeout: 30_000 }),
+  });
+
+  const send = async (request: Parameters<typeof wallet.writeContract>[0]): Promise<Hex> => {
+    const hash = await wallet.writeContract(request);
+    const receipt = await publicClient.waitForTransactionReceipt({ hash, timeout: 120_000 });
+    if (receipt.status !== "success") throw new Error(`transaction ${hash} reverted`);
+    return hash;
+  };
+
+  return {
+    hub,
+    keeper: account.address,
+    getBlockNumber: () => publicClient.getBlockNumber({ cacheTime: 0 }),
+    async getLatestTimestamp() {
+      return (await publicClient.getBlock({ blockTag: "latest" })).timestamp;
+    },
+    async getEvents(fromBlock, toBlock) {
+      const logs = await publicClient.getContractEvents({
+        address: hub,
+        abi: inferenceHubAbi,
+        fromBlock,
+        toBlock,
+        strict: true,
+      });
+      const events: KeeperEvent[] = [];
+      for (const log of logs) {
+        if (log.eventName === "InferenceRequested") {
+          events.push({ kind: "requested", request: log.args.request as Request });
+        } else if (log.eventName === "InferenceFulfilled") {
+          const { requestId, node, status, outputHash, fulfilledAt } = log.args;
+          events.push({
+            kind: "fulfilled",
+            requestId,
+            status,
+            fulfillment: { node, outputHash, fulfilledAt },
+          });
+        }
+      }
+      return events;
+    },
+    async getChallengeWindow() {
+      const params = await publicClient.readContract({
+        address: settlement,
+        abi: settlementAbi,
+        functionName: "params",
+      });
+      return BigInt(params.challengeWindow);
+    },
+    getRequestState: (requestId) =>
+      publicClient.readContract({
+        address: hub,
+        abi: inferenceHubAbi,
+        functionName: "requestState",
+        args: [requestId],
+      }),
+    async finalizeBatch(requests, fulfillments) {
+      const { request } = await publicClient.simulateContract({
+        account,
+        address: settlement,
+        abi: settlementWithHubErrors,
+        functionName: "finalizeBatch",
+        args: [requests, fulfillments],
+      });
+      return send(request as Parameters<typeof wallet.writeContract>[0]);
+    },
+    async refundExpired(req) {
+      const { request } = await publicClient.simulateContract({
+        account,
+        address: hub,
+        abi: inferenceHubAbi,
+        functionName: "refundExpired",
+        args: [req],
+      });
+      return send(request as Parameters<typeof wallet.writeContract>[0]);
+    },
+  };
+}
+
+export interface KeeperMetrics {
+  finalized: Counter;
+  refunded: Counter;
+  errors: Counter;
+  tracked: Gauge;
+}
+
+/** The keeper's metrics, in the relayer's registry. */
+export function createKeeperMetrics(registry: Registry): KeeperMetrics {
+  const registers = [registry];
+  return {
+    finalized: new Counter({
+      name: "gradnet_keeper_finalized_total",
+      help: "Requests the keeper finalised (Settlement.finalizeBatch)",
+      registers,
+    }),
+    refunded: new Counter({
+      name: "gradnet_keeper_refunded_total",
+      help: "Expired requests the keeper refunded (InferenceHub.refundExpired)",
+      registers,
+    }),
+    errors: new Counter({
+      name: "gradnet_keeper_errors_total",
+      help: "Failed keeper loops or transactions (each is retried)",
+      registers,
+    }),
+    tracked: new Gauge({
+      name: "gradnet_keeper_tracked",
+      help: "Pending or Fulfilled requests the keeper tracks",
+      registers,
+    }),
+  };
+}
+
+export interface KeeperOptions {
+  chain: KeeperChain;
+  startBlock: bigint;
+  confirmations: number;
+  logChunkBlocks: number;
+  intervalMs: number;
+  /** Where the scanned-up-to block is recorded (written only; every start rescans). */
+  checkpoints?: CheckpointStore;
+  /** Cap of the retry backoff; default 10 s. */
+  maxBackoffMs?: number;
+  logger: WatcherLogger;
+  metrics?: KeeperMetrics;
+}
+
+export interface KeeperStats {
+  running: boolean;
+  keeper: Address;
+  /** Last block scanned. */
+  scannedTo: bigint | undefined;
+  tracked: number;
+  finalized: number;
+  refunded: number;
+  /** Due requests someone else settled first (dropped without a transaction of ours). */
+  settledByOthers: number;
+  errors: number;
+  consecutiveFailures: number;
+  lastError: string | undefined;
+}
+
+export class Keeper {
+  private readonly tracked = new Map<bigint, TrackedRequest>();
+  private scannedTo: bigint | undefined;
+  /** The block last written to the checkpoint store. */
+  private recorded: bigint | undefined;
+  private readonly counts = { finalized: 0, refunded: 0, settledByOthers: 0, errors: 0 };
+  private consecutiveFailures = 0;
+  private lastError: string | undefined;
+  private stopping = false;
+  private loop: Promise<void> | undefined;
+  private wake: (() => void) | undefined;
+
+  constructor(private readonly opts: KeeperOptions) {}
+
+  stats(): KeeperStats {
+    return {
+      running: this.loop !== undefined,
+      keeper: this.opts.chain.keeper,
+      scannedTo: this.scannedTo,
+      tracked: this.tracked.size,
+      ...this.counts,
+      consecutiveFailures: this.consecutiveFailures,
+      lastError: this.lastError,
+    };
+  }
+
+  /** Start the loop in the background; resolves at once. */
+  start(): void {
+    if (this.loop !== undefined) return;
+    this.stopping = false;
+    this.loop = this.run().finally(() => {
+      this.loop = undefined;
+    });
+  }
+
+  /** Stop after the current step; resolves when the loop has ended. */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    this.wake?.();
+    await this.loop;
+  }
+
+  /** One loop: scan new blocks, then settle what is due. Throws on an RPC failure. */
+  async tick(): Promise<void> {
+    const { opts } = this;
+    const head = await opts.chain.getBlockNumber();
+    for (;;) {
+      const range = nextRange(this.scannedTo, head, opts.confirmations, opts.logChunkBlocks, opts.startBlock);
+      if (range === undefined) break;
+      for (const event of await opts.chain.getEvents(range.fromBlock, range.toBlock))
+        applyEvent(this.tracked, event);
+      this.scannedTo = range.toBlock;
+      if (this.stopping) return;
+    }
+    if (this.scannedTo !== undefined && this.scannedTo !== this.recorded) {
+      const block = this.scannedTo;
+      await opts.checkpoints
+        ?.set(block)
+        .then(() => {
+          this.recorded = block;
+        })
+        .catch((err: unknown) => {
+          opts.logger.warn({ err: errorMessage(err) }, "keeper: cannot record its checkpoint");
+        });
+    }
+    this.observeTracked();
+
+    const [now, window] = await Promise.all([
+      opts.chain.getLatestTimestamp(),
+      opts.chain.getChallengeWindow(),
+    ]);
+    const due = dueActions(this.tracked.values(), now, window);
+    let failed: unknown;
+
+    // finalise
+    const toFinalize: DueActions["finalize"] = [];
+    for (const t of due.finalize) {
+      const state = await opts.chain.getRequestState(t.request.requestId);
+      if (state === FULFILLED) toFinalize.push(t);
+      else this.settledByOthers(t.request.requestId, state);
+    }
+    for (const batch of chunks(toFinalize, FINALIZE_BATCH_MAX)) {
+      if (this.stopping) return;
+      try {
+        await this.finalize(batch);
+      } catch (err) {
+        failed = err;
+      }
+    }
+
+    // refund
+    for (const t of due.refund) {
+      if (this.stopping) return;
+      const id = t.request.requestId;
+      try {
+        const state = await opts.chain.getRequestState(id);
+        if (state !== PENDING) {
+          this.settledByOthers(id, state);
+          continue;
+        }
+        const tx = await opts.chain.refundExpired(t.request);
+        this.tracked.delete(id);
+        this.counts.refunded += 1;
+        opts.metrics?.refunded.inc();
+        opts.logger.info({ requestId: id.toString(), tx }, "keeper: refunded an expired request");
+      } catch (err) {
+        if (wrongState(err) !== undefined) this.settledByOthers(id, undefined);
+        else {
+          this.countError(err, { requestId: id.toString(), action: "refundExpired" });
+          failed = err;
+        }
+      }
+    }
+    this.observeTracked();
+    if (failed !== undefined) throw new AlreadyCounted(failed);
+  }
+
+  /** Finalise one batch; a request someone else settled is dropped and the rest retried. */
+  private async finalize(batch: DueActions["finalize"]): Promise<void> {
+    const { opts } = this;
+    let items = batch;
+    while (items.length > 0) {
+      try {
+        const tx = await opts.chain.finalizeBatch(
+          items.map((t) => t.request),
+          items.map((t) => t.fulfillment),
+        );
+        for (const t of items) this.tracked.delete(t.request.requestId);
+        this.counts.finalized += items.length;
+        opts.metrics?.finalized.inc(items.length);
+        opts.logger.info(
+          { requestIds: items.map((t) => t.request.requestId.toString()), tx },
+          `keeper: finalised ${items.length} request${items.length === 1 ? "" : "s"}`,
+        );
+        return;
+      } catch (err) {
+        const id = wrongState(err);
+        if (id === undefined || !items.some((t) => t.request.requestId === id)) {
+          this.countError(err, {
+            requestIds: items.map((t) => t.request.requestId.toString()),
+            action: "finalizeBatch",
+          });
+          throw err;
+        }
+        this.settledByOthers(id, undefined);
+        items = items.filter((t) => t.request.requestId !== id);
+      }
+    }
+  }
+
+  private settledByOthers(requestId: bigint, state: number | undefined): void {
+    if (!this.tracked.delete(requestId)) return;
+    this.counts.settledByOthers += 1;
+    this.opts.logger.debug(
+      { requestId: requestId.toString(), state: state ?? null },
+      "keeper: request already settled by someone else; dropped",
+    );
+  }
+
+  private countError(err: unknown, context: object): void {
+    this.counts.errors += 1;
+    this.opts.metrics?.errors.inc();
+    this.lastError = errorMessage(err);
+    this.opts.logger.error(
+      { ...context, err: this.lastError },
+      "keeper: transaction failed; retrying next loop",
+    );
+  }
+
+  private observeTracked(): void {
+    this.opts.metrics?.tracked.set(this.tracked.size);
+  }
+
+  private async run(): Promise<void> {
+    const { opts } = this;
+    opts.logger.info(
+      { keeper: opts.chain.keeper, startBlock: opts.startBlock.toString() },
+      "keeper: scanning from the start block",
+    );
+    while (!this.stopping) {
+      let delay = opts.intervalMs;
+      try {
+        await this.tick();
+        if (this.consecutiveFailures > 0) opts.logger.info({}, "keeper recovered");
+        this.consecutiveFailures = 0;
+        this.lastError = undefined;
+      } catch (err) {
+        this.consecutiveFailures += 1;
+        if (!(err instanceof AlreadyCounted)) {
+          this.countError(err, { action: "loop" });
+        }
+        delay = backoffDelay(this.consecutiveFailures, Math.max(opts.intervalMs, 250), opts.maxBackoffMs);
+      }
+      if (!this.stopping) await this.sleep(delay);
+    }
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, ms);
+      function done() {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.wake = done;
+    });
+  }
+}
+
+/** A failure already logged and counted, rethrown only to make the loop back off. */
+class AlreadyCounted extends Error {
+  constructor(cause: unknown) {
+    super(errorMessage(cause), { cause });
+  }
+}
+
+/** The request id of a `Hub__WrongState(requestId, state)` revert, else undefined. */
+export function wrongState(err: unknown): bigint | undefined {
+  const revert = decodeRevert(err);
+  if (revert?.name !== "Hub__WrongState") return undefined;
+  const id = revert.args[0];
+  return typeof id === "bigint" ? id : undefined;
+}
+
+function errorMessage(err: unknown): string {
+  if (err instanceof Error) return (err as Error & { shortMessage?: string }).shortMessage ?? err.message;
+  return String(err);
+}
