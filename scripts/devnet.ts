@@ -30,6 +30,7 @@ import { FIXED_ADDRESSES, Roles, modelRegistryAbi, nodeRegistryAbi } from "../sd
 const ROOT = path.resolve(__dirname, "..");
 const MNEMONIC = "test test test test test test test test test test test junk";
 const BIN = (name: string) => path.join(ROOT, "node_modules", ".bin", name);
+export const BLOCK_INTERVAL_MS = 1000;
 
 /** Hardhat's well-known development accounts; never use them on a real chain. */
 export function devAccount(index: number) {
@@ -271,6 +272,12 @@ export async function startDevnet(opts: DevnetOptions = {}): Promise<Devnet> {
       pollingInterval: 200,
     }) as PublicClient;
     await waitFor("hardhat node", async () => publicClient.getChainId(), 120_000, node);
+    // Transactions are mined at once (automine); a block every second besides keeps chain time
+    // moving on an idle devnet, so challenge windows and deadlines pass as they would on a chain.
+    await publicClient.request({
+      method: "evm_setIntervalMining" as never,
+      params: [BLOCK_INTERVAL_MS] as never,
+    });
 
     log("deploying the system contracts at their fixed addresses");
     const deploy = run("deploy", BIN("hardhat"), ["run", "deploy/deploy.ts", "--network", "localhost"], {
@@ -451,6 +458,7 @@ function summary(info: DevnetInfo): string {
     ...info.workers.map((w, i) => `    worker-${i + 1}       ${w.address}  metrics ${w.metricsUrl}/metrics`),
     "",
     `  example dApp  ClassifierConsumer at ${info.classifier}`,
+    `  keeper        ${devAccount(5).address} (finalises answers after the challenge window, refunds expired requests)`,
     `  logs          ${info.logsDir}`,
     "",
     "  Try it:  npm run demo       (the example dApp asks the Iris classifier; the answer comes back on chain)",

@@ -33,12 +33,20 @@ import {
   toFixedPoint,
 } from "../../sdk";
 import { SESSION_OPTIONS, fromOrtOutputs } from "../../inference-worker";
-import { DEVNET_ROLES, devAccount, freePort, startDevnet, type Devnet } from "../../scripts/devnet";
+import {
+  BLOCK_INTERVAL_MS,
+  DEVNET_ROLES,
+  devAccount,
+  freePort,
+  startDevnet,
+  type Devnet,
+} from "../../scripts/devnet";
 
 const ROOT = path.resolve(__dirname, "..", "..");
 const IRIS_FILE = path.join(ROOT, "models", "iris-mlp.onnx");
 
 let devnet: Devnet;
+let classifiedRequest: bigint | undefined;
 let publicClient: PublicClient;
 let client: GradnetClient;
 const user = devAccount(DEVNET_ROLES.user);
@@ -108,6 +116,7 @@ describe("the async pipeline on the devnet", () => {
       eventName: "InferenceRequested",
     });
     const requestId = requested!.args.requestId;
+    classifiedRequest = requestId;
 
     const result = await client.waitForResult(requestId, {
       timeoutMs: 60_000,
@@ -162,6 +171,7 @@ describe("the async pipeline on the devnet", () => {
       transport: http(devnet.info.rpcUrl),
       account: user.account,
     });
+    await publicClient.request({ method: "evm_setIntervalMining" as never, params: [0] as never });
     await publicClient.request({ method: "evm_setAutomine" as never, params: [false] as never });
     const hashes: Hex[] = [];
     try {
@@ -183,6 +193,10 @@ describe("the async pipeline on the devnet", () => {
       await publicClient.request({ method: "evm_mine" as never, params: [] as never });
     } finally {
       await publicClient.request({ method: "evm_setAutomine" as never, params: [true] as never });
+      await publicClient.request({
+        method: "evm_setIntervalMining" as never,
+        params: [BLOCK_INTERVAL_MS] as never,
+      });
     }
     const receipts = await Promise.all(
       hashes.map((hash) => publicClient.waitForTransactionReceipt({ hash })),
@@ -269,5 +283,41 @@ describe("the async pipeline on the devnet", () => {
     ).join("\n");
     assert.match(metrics, /gradnet_worker_requests_total\{status="ModelFailed",outcome="landed"\} [1-9]/);
     assert.match(metrics, /gradnet_worker_requests_total\{status="Success",outcome="landed"\} [1-9]/);
+  });
+
+  test("the keeper settles an answered request once its challenge window has passed", async () => {
+    assert.ok(classifiedRequest !== undefined, "the first test made a request");
+    const result = await client.waitForResult(classifiedRequest, { timeoutMs: 10_000 });
+    const creditOf = (account: `0x${string}`) =>
+      publicClient.readContract({
+        address: FIXED_ADDRESSES.settlement,
+        abi: settlementAbi,
+        functionName: "credits",
+        args: [account],
+      });
+    const before = await creditOf(result.node);
+    const window = (
+      await publicClient.readContract({
+        address: FIXED_ADDRESSES.settlement,
+        abi: settlementAbi,
+        functionName: "params",
+      })
+    ).challengeWindow;
+    await publicClient.request({
+      method: "evm_increaseTime" as never,
+      params: [Number(window) + 1] as never,
+    });
+    await publicClient.request({ method: "evm_mine" as never, params: [] as never });
+    const deadline = Date.now() + 20_000;
+    while ((await client.requestState(classifiedRequest)) !== "Finalized") {
+      assert.ok(Date.now() < deadline, "finalised by the keeper within 20 s");
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    // At least this request's node share (fee less 10% owner, 5% protocol); the same node may
+    // have had other answers settled by the keeper in the same window.
+    const fee = BigInt(irisModel().fee);
+    const ownerShare = (fee * 1000n) / 10_000n;
+    const protocolShare = (fee * 500n) / 10_000n;
+    assert.ok((await creditOf(result.node)) - before >= fee - ownerShare - protocolShare);
   });
 });
