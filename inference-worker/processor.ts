@@ -181,7 +181,17 @@ function modelRefusal(err: unknown, lastAttempt: boolean): Refusal {
 }
 
 async function inputBytes(item: InferenceJobItem, deps: ProcessorDeps, lastAttempt: boolean): Promise<Hex> {
-  if (!item.request.inputIsRef) return item.input;
+  if (!item.request.inputIsRef) {
+    // The job's copy of the input must be the one the request committed to. A mismatch is the
+    // queue's fault, not the requester's: fail the job (it is logged and kept) rather than answer.
+    if (inputHash(item.input) !== item.request.inputHash) {
+      throw new GradnetError(
+        "JOB_INPUT_MISMATCH",
+        `request ${item.request.requestId}: the job's input hashes to ${inputHash(item.input)}, not the committed ${item.request.inputHash}`,
+      );
+    }
+    return item.input;
+  }
   const uri = item.inputUri ?? "";
   let bytes: Uint8Array;
   try {

@@ -286,3 +286,12 @@ test("config: env and flags, with the bad field named", () => {
   assert.throws(() => parseWorkerConfig({ WORKER_PRIVATE_KEY: key, CONCURRENCY: "zero" }), /CONCURRENCY/);
   assert.throws(() => parseWorkerConfig({ WORKER_PRIVATE_KEY: key }, ["--nope", "1"]), /flags/);
 });
+
+test("a job whose input is not the committed one fails without answering on chain", async () => {
+  const session = await loadIris();
+  const { deps: d, submitted } = await deps({ get: async () => ({ spec: IRIS_SPEC, session }) });
+  const j = job([irisInput([[5.1, 3.5, 1.4, 0.2]])]);
+  j.data.items[0]!.input = irisInput([[6.7, 3.0, 5.2, 2.3]]);
+  await assert.rejects(processJob(j, d), (e: Error & { code?: string }) => e.code === "JOB_INPUT_MISMATCH");
+  assert.equal(submitted.length, 0);
+});
