@@ -23,6 +23,9 @@ import { hardhat } from "viem/chains";
 import {
   FIXED_ADDRESSES,
   GradnetClient,
+  FeeTooLowError,
+  ModelNotFoundError,
+  RequestExpiredError,
   RequestFailedError,
   classifierConsumerAbi,
   decodeTensors,
@@ -319,5 +322,34 @@ describe("the async pipeline on the devnet", () => {
     const ownerShare = (fee * 1000n) / 10_000n;
     const protocolShare = (fee * 500n) / 10_000n;
     assert.ok((await creditOf(result.node)) - before >= fee - ownerShare - protocolShare);
+  });
+
+  test("the SDK turns reverts and expiry into typed errors", async () => {
+    const unknown = sha256(new TextEncoder().encode("no such model"));
+    const input = [{ name: "input", dtype: "float32" as const, shape: [1, 4], data: [5.1, 3.5, 1.4, 0.2] }];
+    await assert.rejects(
+      client.requestInference({ modelId: unknown, inputs: input, fee: 1n }),
+      (e: unknown) => e instanceof ModelNotFoundError && e.modelId === unknown,
+    );
+    const fee = BigInt(irisModel().fee);
+    await assert.rejects(
+      client.requestInference({ modelId: irisModel().modelId, inputs: input, fee: fee - 1n }),
+      (e: unknown) => e instanceof FeeTooLowError && e.paid === fee - 1n && e.required === fee,
+    );
+    // Nobody answers while the queue is paused; past the deadline the request can only be refunded.
+    const queue = new Queue(devnet.info.queueName, { connection: { url: devnet.info.redisUrl } });
+    await queue.pause();
+    try {
+      const sent = await client.requestInference({ modelId: irisModel().modelId, inputs: input });
+      await publicClient.request({ method: "evm_increaseTime" as never, params: [3601] as never });
+      await publicClient.request({ method: "evm_mine" as never, params: [] as never });
+      await assert.rejects(
+        client.waitForResult(sent.requestId, { timeoutMs: 20_000 }),
+        (e: unknown) => e instanceof RequestExpiredError && e.requestId === sent.requestId,
+      );
+    } finally {
+      await queue.resume();
+      await queue.close();
+    }
   });
 });
