@@ -7,7 +7,6 @@
  * folder and model store; its Redis keys are deleted at the end.
  */
 import assert from "node:assert/strict";
-import { spawn, type ChildProcess } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -16,7 +15,6 @@ import { Queue } from "bullmq";
 import { Redis } from "ioredis";
 import pino from "pino";
 import {
-  createPublicClient,
   createWalletClient,
   http,
   keccak256,
@@ -35,12 +33,11 @@ import {
   modelRegistryAbi,
   nodeRegistryAbi,
   settlementAbi,
-  type DeploymentFile,
   type Request,
 } from "../../sdk";
 import { keeperCheckpointKey, parseConfig, startRelayer, type Relayer } from "../../node";
-import { devAccount, freePort } from "../../scripts/devnet";
-import { DEPLOY, HARDHAT_BIN, MNEMONIC, ROOT, run, waitUntil } from "./harness";
+import { devAccount } from "../../scripts/devnet";
+import { MNEMONIC, startTestChain, waitUntil, type TestChain } from "./harness";
 
 const FEE = 10n ** 15n;
 const OWNER_SHARE_BPS = 1000n;
@@ -50,8 +47,7 @@ const STATE = { Pending: 1, Fulfilled: 2, Refunded: 4, Finalized: 5 } as const;
 describe("settlement keeper on a Hardhat node and Redis", { timeout: 120_000 }, () => {
   const queueName = `gradnet-keeper-it-${process.pid}-${Date.now()}`;
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "gradnet-keeper-it-"));
-  let hardhatNode: ChildProcess | undefined;
-  let hardhatLog = "";
+  let chain: TestChain | undefined;
   let rpcUrl: string;
   let publicClient: PublicClient;
   let redis: Redis | undefined;
@@ -102,47 +98,8 @@ describe("settlement keeper on a Hardhat node and Redis", { timeout: 120_000 }, 
     });
 
   before(async () => {
-    const port = await freePort();
-    rpcUrl = `http://127.0.0.1:${port}`;
-    hardhatNode = spawn(
-      process.execPath,
-      [HARDHAT_BIN, "node", "--hostname", "127.0.0.1", "--port", String(port)],
-      { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"], detached: true },
-    );
-    const keep = (d: Buffer) => (hardhatLog = (hardhatLog + d.toString()).slice(-20_000));
-    hardhatNode.stdout!.on("data", keep);
-    hardhatNode.stderr!.on("data", keep);
-    publicClient = createPublicClient({ chain: hardhat, transport: http(rpcUrl) }) as PublicClient;
-    await waitUntil(
-      "the hardhat node",
-      async () => {
-        if (hardhatNode!.exitCode !== null) throw new Error(`hardhat node exited: ${hardhatLog}`);
-        return publicClient.getChainId();
-      },
-      30_000,
-    );
-
-    const out = await run(process.execPath, ["--import", "tsx", "-e", DEPLOY], {
-      HARDHAT_NETWORK: "localhost",
-      RPC_URL: rpcUrl,
-    });
-    const deployed = JSON.parse(out.trim().split("\n").pop()!) as {
-      addresses: Record<string, string>;
-      block: number;
-      owner: Hex;
-    };
-    assert.deepEqual(deployed.addresses, FIXED_ADDRESSES);
-
-    deploymentsDir = path.join(tmp, "deployments");
-    fs.mkdirSync(deploymentsDir);
-    const file: DeploymentFile = {
-      chainId: 31337,
-      mode: "fixed",
-      owner: deployed.owner,
-      deployedAtBlock: deployed.block,
-      contracts: { ...FIXED_ADDRESSES },
-    };
-    fs.writeFileSync(path.join(deploymentsDir, "31337.json"), JSON.stringify(file));
+    chain = await startTestChain(tmp);
+    ({ rpcUrl, publicClient, deploymentsDir } = chain);
     redisUrl = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
     redis = new Redis(redisUrl, { maxRetriesPerRequest: 2 });
   });
@@ -159,11 +116,7 @@ describe("settlement keeper on a Hardhat node and Redis", { timeout: 120_000 }, 
       await redis.del(...keys).catch(() => undefined);
       await redis.quit().catch(() => redis!.disconnect());
     }
-    if (hardhatNode?.pid !== undefined && hardhatNode.exitCode === null) {
-      const exited = new Promise((r) => hardhatNode!.once("exit", r));
-      process.kill(-hardhatNode.pid, "SIGTERM");
-      await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
-    }
+    await chain?.stop();
     fs.rmSync(tmp, { recursive: true, force: true });
   });
 

@@ -6,7 +6,6 @@
  * checkpoint key), its own deployments folder and model store (the repo's deployments/ is untouched).
  */
 import assert from "node:assert/strict";
-import { spawn, type ChildProcess } from "node:child_process";
 import { createHash } from "node:crypto";
 import fs from "node:fs";
 import os from "node:os";
@@ -15,15 +14,7 @@ import { after, before, describe, test } from "node:test";
 import { Queue } from "bullmq";
 import { Redis } from "ioredis";
 import pino from "pino";
-import {
-  createPublicClient,
-  createWalletClient,
-  http,
-  parseEventLogs,
-  sha256,
-  type Hex,
-  type PublicClient,
-} from "viem";
+import { createWalletClient, http, parseEventLogs, sha256, type Hex, type PublicClient } from "viem";
 import { mnemonicToAccount } from "viem/accounts";
 import { hardhat } from "viem/chains";
 import {
@@ -32,13 +23,11 @@ import {
   encodeTensors,
   inferenceHubAbi,
   modelRegistryAbi,
-  type DeploymentFile,
   type InferenceJob,
   type RequestReceipt,
 } from "../../sdk";
 import { parseConfig, startRelayer, type Relayer, type RelayerConfig } from "../../node";
-import { freePort } from "../../scripts/devnet";
-import { DEPLOY, HARDHAT_BIN, MNEMONIC, ROOT, run, waitUntil } from "./harness";
+import { MNEMONIC, ROOT, startTestChain, waitUntil, type TestChain } from "./harness";
 
 const IRIS = fs.readFileSync(path.join(ROOT, "models", "iris-mlp.onnx"));
 const IRIS_SHA256 = `0x${createHash("sha256").update(IRIS).digest("hex")}` as Hex;
@@ -46,9 +35,9 @@ const FEE = 10n ** 15n;
 describe("relayer on a Hardhat node and Redis", { timeout: 120_000 }, () => {
   const queueName = `gradnet-it-${process.pid}-${Date.now()}`;
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "gradnet-relayer-it-"));
-  let hardhatNode: ChildProcess | undefined;
-  let hardhatLog = "";
+  let chain: TestChain | undefined;
   let rpcUrl: string;
+  let deploymentsDir: string;
   let publicClient: PublicClient;
   let redis: Redis;
   let queue: Queue;
@@ -82,52 +71,8 @@ describe("relayer on a Hardhat node and Redis", { timeout: 120_000 }, () => {
   };
 
   before(async () => {
-    const port = await freePort();
-    rpcUrl = `http://127.0.0.1:${port}`;
-    hardhatNode = spawn(
-      process.execPath,
-      [HARDHAT_BIN, "node", "--hostname", "127.0.0.1", "--port", String(port)],
-      {
-        cwd: ROOT,
-        stdio: ["ignore", "pipe", "pipe"],
-        detached: true,
-      },
-    );
-    const keep = (d: Buffer) => (hardhatLog = (hardhatLog + d.toString()).slice(-20_000));
-    hardhatNode.stdout!.on("data", keep);
-    hardhatNode.stderr!.on("data", keep);
-    publicClient = createPublicClient({ chain: hardhat, transport: http(rpcUrl) }) as PublicClient;
-    await waitUntil(
-      "the hardhat node",
-      async () => {
-        if (hardhatNode!.exitCode !== null) throw new Error(`hardhat node exited: ${hardhatLog}`);
-        return publicClient.getChainId();
-      },
-      30_000,
-    );
-
-    const out = await run(process.execPath, ["--import", "tsx", "-e", DEPLOY], {
-      HARDHAT_NETWORK: "localhost",
-      RPC_URL: rpcUrl,
-    });
-    const deployed = JSON.parse(out.trim().split("\n").pop()!) as {
-      addresses: Record<string, string>;
-      block: number;
-      owner: Hex;
-    };
-    assert.deepEqual(deployed.addresses, FIXED_ADDRESSES);
-    deployedAtBlock = deployed.block;
-
-    const deploymentsDir = path.join(tmp, "deployments");
-    fs.mkdirSync(deploymentsDir);
-    const file: DeploymentFile = {
-      chainId: 31337,
-      mode: "fixed",
-      owner: deployed.owner,
-      deployedAtBlock,
-      contracts: { ...FIXED_ADDRESSES },
-    };
-    fs.writeFileSync(path.join(deploymentsDir, "31337.json"), JSON.stringify(file));
+    chain = await startTestChain(tmp);
+    ({ rpcUrl, publicClient, deployedAtBlock, deploymentsDir } = chain);
 
     const redisUrl = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
     redis = new Redis(redisUrl, { maxRetriesPerRequest: 2 });
@@ -155,11 +100,7 @@ describe("relayer on a Hardhat node and Redis", { timeout: 120_000 }, () => {
       if (checkpointKey !== undefined) await redis.del(checkpointKey).catch(() => undefined);
       await redis.quit().catch(() => redis.disconnect());
     }
-    if (hardhatNode?.pid !== undefined && hardhatNode.exitCode === null) {
-      const exited = new Promise((r) => hardhatNode!.once("exit", r));
-      process.kill(-hardhatNode.pid, "SIGTERM");
-      await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
-    }
+    await chain?.stop();
     fs.rmSync(tmp, { recursive: true, force: true });
   });
 
