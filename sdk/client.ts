@@ -199,6 +199,7 @@ export class GradnetClient {
     const started = Date.now();
     const fromBlock =
       opts.fromBlock ?? this.requestBlocks.get(requestId) ?? (await this.findRequestBlock(requestId));
+    let deadline: bigint | undefined;
     for (;;) {
       const fulfilled = await this.publicClient.getContractEvents({
         address: inferenceHub,
@@ -214,11 +215,15 @@ export class GradnetClient {
 
       const state = await this.requestState(requestId);
       if (state === "Refunded") {
-        const deadline = await this.deadlineOf(requestId, fromBlock);
-        throw new RequestExpiredError(requestId, deadline, true);
+        throw new RequestExpiredError(
+          requestId,
+          (deadline ??= await this.deadlineOf(requestId, fromBlock)),
+          true,
+        );
       }
       if (state === "Pending") {
-        const deadline = await this.deadlineOf(requestId, fromBlock);
+        // The deadline never changes: read the request's event once, not on every poll.
+        deadline ??= await this.deadlineOf(requestId, fromBlock);
         const block = await this.publicClient.getBlock();
         if (block.timestamp > deadline) throw new RequestExpiredError(requestId, deadline, false);
       }
