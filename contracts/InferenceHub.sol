@@ -186,20 +186,25 @@ contract InferenceHub is IInferenceHub, SystemContract {
         emit InferenceFulfilled(requestId, msg.sender, status, outputHash, fulfilledAt, cb, output);
     }
 
-    /// @dev Calls the consumer with exactly `callbackGasLimit` gas and copies no return data, so a
-    /// reverting, looping or return-bombing consumer costs the node at most that much gas.
+    /// @dev Delivers the answer to the consumer (see `_callWithExactGas`).
     function _callback(
         Request calldata request,
         ResultStatus status,
         bytes calldata output,
         bytes32 outputHash
     ) private returns (CallbackResult) {
-        address target = request.requester;
-        if (target.code.length == 0) return CallbackResult.NoCode;
         bytes memory data = abi.encodeCall(
             IInferenceConsumer.rawFulfillInference,
             (request.requestId, uint8(status), output, outputHash)
         );
+        return _callWithExactGas(request, data);
+    }
+
+    /// @dev Calls the requester with exactly `callbackGasLimit` gas and copies no return data, so
+    /// a reverting, looping or return-bombing consumer costs the caller at most that much gas.
+    function _callWithExactGas(Request calldata request, bytes memory data) private returns (CallbackResult) {
+        address target = request.requester;
+        if (target.code.length == 0) return CallbackResult.NoCode;
         uint256 gasLimit = request.callbackGasLimit;
         bool enough;
         bool ok;
@@ -233,18 +238,63 @@ contract InferenceHub is IInferenceHub, SystemContract {
         Request calldata request,
         Fulfillment calldata fulfillment
     ) external returns (uint256 fee) {
+        bytes32 h = _settlementCheck(request, fulfillment, RequestState.Fulfilled);
+        _slots[request.requestId] = _pack(RequestState.Finalized, h);
+        fee = request.fee;
+        emit RequestReleased(request.requestId, fee);
+        (bool ok, ) = address(_SETTLEMENT).call{value: fee}("");
+        if (!ok) revert Hub__TransferFailed(address(_SETTLEMENT), fee);
+    }
+
+    /// @inheritdoc IInferenceHub
+    function holdForDispute(Request calldata request, Fulfillment calldata fulfillment) external {
+        bytes32 h = _settlementCheck(request, fulfillment, RequestState.Fulfilled);
+        _slots[request.requestId] = _pack(RequestState.Challenged, h);
+        emit ResultChallenged(request.requestId, fulfillment.node);
+    }
+
+    /// @inheritdoc IInferenceHub
+    function endDispute(
+        Request calldata request,
+        Fulfillment calldata fulfillment,
+        bool overturned,
+        bytes32 correctOutputHash
+    ) external {
+        bytes32 h = _settlementCheck(request, fulfillment, RequestState.Challenged);
+        uint256 requestId = request.requestId;
+        if (!overturned) {
+            _slots[requestId] = _pack(RequestState.Fulfilled, h);
+            emit ChallengeCleared(requestId);
+            return;
+        }
+        _slots[requestId] = _pack(RequestState.Overturned, h);
+        _refund(request, RequestState.Overturned);
+        CallbackResult cb = CallbackResult.NotRequested;
+        if (request.callbackGasLimit != 0) {
+            cb = _callWithExactGas(
+                request,
+                abi.encodeCall(
+                    IInferenceConsumer.rawInferenceOverturned,
+                    (requestId, fulfillment.outputHash, correctOutputHash)
+                )
+            );
+        }
+        emit InferenceOverturned(requestId, fulfillment.node, fulfillment.outputHash, correctOutputHash, cb);
+    }
+
+    /// @dev Only Settlement; the request must be in `expected` with this fulfilment recorded.
+    function _settlementCheck(
+        Request calldata request,
+        Fulfillment calldata fulfillment,
+        RequestState expected
+    ) private view returns (bytes32 h) {
         if (msg.sender != address(_SETTLEMENT)) revert Hub__OnlySettlement(msg.sender);
         uint256 requestId = request.requestId;
         bytes32 slot = _slots[requestId];
         RequestState state = _state(slot);
-        if (state != RequestState.Fulfilled) _revertState(requestId, state);
-        bytes32 h = _fulfillmentHash(keccak256(abi.encode(request)), fulfillment);
+        if (state != expected) _revertState(requestId, state);
+        h = _fulfillmentHash(keccak256(abi.encode(request)), fulfillment);
         if (_hashPart(slot) != _hashPart(h)) revert Hub__CommitmentMismatch(requestId);
-        _slots[requestId] = _pack(RequestState.Finalized, h);
-        fee = request.fee;
-        emit RequestReleased(requestId, fee);
-        (bool ok, ) = address(_SETTLEMENT).call{value: fee}("");
-        if (!ok) revert Hub__TransferFailed(address(_SETTLEMENT), fee);
     }
 
     function _refund(Request calldata request, RequestState reason) private {

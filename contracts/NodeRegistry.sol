@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 pragma solidity 0.8.28;
 
+import {EnumerableSet} from "@openzeppelin/contracts/utils/structs/EnumerableSet.sol";
 import {SystemContract} from "./base/SystemContract.sol";
 import {INodeRegistry, NodeInfo, StakeParams, Roles} from "./interfaces/INodeRegistry.sol";
 
@@ -8,6 +9,8 @@ import {INodeRegistry, NodeInfo, StakeParams, Roles} from "./interfaces/INodeReg
 /// @notice Nodes bond native-token stake and take roles. Stake leaves only through unbonding,
 /// and stays slashable while it unbonds. Only the settlement contract slashes.
 contract NodeRegistry is INodeRegistry, SystemContract {
+    using EnumerableSet for EnumerableSet.AddressSet;
+
     address private immutable _SETTLEMENT;
 
     mapping(address node => NodeInfo) private _nodes;
@@ -18,6 +21,8 @@ contract NodeRegistry is INodeRegistry, SystemContract {
     uint64 private _unbondingDelay;
     uint96 private _minStakeData;
     uint64 private _jailPeriod;
+
+    EnumerableSet.AddressSet private _verifiers;
 
     constructor(address settlement_) {
         if (settlement_ == address(0)) revert System__ZeroAddress();
@@ -44,6 +49,7 @@ contract NodeRegistry is INodeRegistry, SystemContract {
         n.stake = stake;
         n.roles = roles;
         n.registeredAt = uint64(block.timestamp);
+        if (roles & Roles.VERIFIER != 0) _verifiers.add(msg.sender);
         emit NodeRegistered(msg.sender, roles, stake);
     }
 
@@ -64,6 +70,8 @@ contract NodeRegistry is INodeRegistry, SystemContract {
         _checkMinimums(roles, n.stake);
         uint8 old = n.roles;
         n.roles = roles;
+        if (roles & Roles.VERIFIER != 0) _verifiers.add(msg.sender);
+        else _verifiers.remove(msg.sender);
         emit RolesChanged(msg.sender, old, roles);
     }
 
@@ -97,7 +105,7 @@ contract NodeRegistry is INodeRegistry, SystemContract {
     }
 
     /// @inheritdoc INodeRegistry
-    function slash(address node, uint256 amount) external returns (uint256 slashed) {
+    function slash(address node, uint256 amount, bool jail) external returns (uint256 slashed) {
         if (msg.sender != _SETTLEMENT) revert NodeRegistry__OnlySettlement(msg.sender);
         NodeInfo storage n = _registered(node);
         uint128 bonded = n.stake;
@@ -108,8 +116,10 @@ contract NodeRegistry is INodeRegistry, SystemContract {
         uint128 fromBonded = slashed <= bonded ? uint128(slashed) : bonded;
         n.stake = bonded - fromBonded;
         n.unbonding = unbonding - uint128(slashed - fromBonded);
-        uint64 jailedUntil = uint64(block.timestamp) + _jailPeriod;
-        if (jailedUntil > n.jailedUntil) n.jailedUntil = jailedUntil;
+        if (jail) {
+            uint64 jailedUntil = uint64(block.timestamp) + _jailPeriod;
+            if (jailedUntil > n.jailedUntil) n.jailedUntil = jailedUntil;
+        }
         emit NodeSlashed(node, amount, slashed, n.jailedUntil);
         if (slashed > 0) {
             (bool ok, ) = payable(_SETTLEMENT).call{value: slashed}("");
@@ -160,6 +170,16 @@ contract NodeRegistry is INodeRegistry, SystemContract {
     /// @inheritdoc INodeRegistry
     function settlement() external view returns (address) {
         return _SETTLEMENT;
+    }
+
+    /// @inheritdoc INodeRegistry
+    function verifierCount() external view returns (uint256) {
+        return _verifiers.length();
+    }
+
+    /// @inheritdoc INodeRegistry
+    function verifierAt(uint256 index) external view returns (address) {
+        return _verifiers.at(index);
     }
 
     function _minStakeFor(uint8 role) private view returns (uint256) {

@@ -14,6 +14,16 @@ export interface SettlementParams {
   protocolFeeBps: number;
 }
 
+export interface DisputeParams {
+  challengeBond: bigint;
+  slashAmount: bigint;
+  absentPenalty: bigint;
+  challengerRewardBps: number;
+  voterRewardBps: number;
+  committeeSize: number;
+  votingPeriod: number;
+}
+
 export interface StakeParams {
   minStakeInference: bigint;
   minStakeVerifier: bigint;
@@ -26,6 +36,7 @@ export interface SystemParams {
   hub: HubParams;
   settlement: Omit<SettlementParams, "treasury"> & { treasury?: string };
   stake: StakeParams;
+  disputes: DisputeParams;
 }
 
 /** Devnet defaults: short windows so that a person sees settlement happen. */
@@ -38,5 +49,15 @@ export const DEVNET_PARAMS: SystemParams = {
     minStakeData: parseEther("0.5"),
     unbondingDelay: 60 * 60,
     jailPeriod: 24 * 60 * 60,
+  },
+  // A wrong result costs half the minimum inference stake; half of that goes to the challenger.
+  disputes: {
+    challengeBond: parseEther("0.1"),
+    slashAmount: parseEther("0.5"),
+    absentPenalty: parseEther("0.01"),
+    challengerRewardBps: 5_000,
+    voterRewardBps: 5_000,
+    committeeSize: 3,
+    votingPeriod: 60,
   },
 };

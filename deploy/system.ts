@@ -109,10 +109,14 @@ export async function deploySystem(
   await (await nodes.initialize(owner, params.stake)).wait();
   await (await hub.initialize(owner, params.hub)).wait();
   await (
-    await settlement.initialize(owner, {
-      ...params.settlement,
-      treasury: params.settlement.treasury ?? owner,
-    })
+    await settlement.initialize(
+      owner,
+      {
+        ...params.settlement,
+        treasury: params.settlement.treasury ?? owner,
+      },
+      params.disputes,
+    )
   ).wait();
 
   return { addresses: target, hub, models, nodes, settlement };

@@ -154,7 +154,7 @@ const requestViewSchema = {
       properties: {
         tx: hex("Transaction of RequestRefunded"),
         block: decimal("Block of RequestRefunded"),
-        reason: { type: "string", enum: [...RequestState], description: "Failed or Refunded" },
+        reason: { type: "string", enum: [...RequestState], description: "Failed, Refunded or Overturned" },
         fee: decimal("Fee credited back to the requester, wei"),
       },
     },

@@ -1,7 +1,16 @@
 /** Protocol enums and structs, mirroring contracts/interfaces. Same names, same numbers. */
 import type { Address, Hex } from "viem";
 
-export const RequestState = ["None", "Pending", "Fulfilled", "Failed", "Refunded", "Finalized"] as const;
+export const RequestState = [
+  "None",
+  "Pending",
+  "Fulfilled",
+  "Failed",
+  "Refunded",
+  "Finalized",
+  "Challenged",
+  "Overturned",
+] as const;
 export type RequestStateName = (typeof RequestState)[number];
 
 export const ResultStatus = {
@@ -18,6 +27,9 @@ export const CallbackResult = ["NotRequested", "Success", "Reverted", "NoCode"] 
 export type CallbackResultName = (typeof CallbackResult)[number];
 
 export const Roles = { INFERENCE: 1, VERIFIER: 2, DATA: 4 } as const;
+
+export const DisputeVerdict = ["Pending", "AccusedRight", "AccusedWrong", "NoMajority"] as const;
+export type DisputeVerdictName = (typeof DisputeVerdict)[number];
 
 /** The struct the hub commits to and emits; passed back to fulfil, refund or finalise. */
 export interface Request {

@@ -17,6 +17,7 @@ contract ClassifierConsumer is InferenceConsumer {
         uint8 label;
         int256 score; // the winning score, fixed-point with the model's decimals
         bytes32 outputHash;
+        bool overturned; // a dispute found the answer wrong
     }
 
     error Classifier__NoScores(uint256 requestId);
@@ -25,6 +26,9 @@ contract ClassifierConsumer is InferenceConsumer {
 
     event ClassificationRequested(uint256 indexed requestId, address indexed sender);
     event Classified(uint256 indexed requestId, ResultStatus status, uint8 label, int256 score);
+    /// @notice A dispute found the answer to `requestId` wrong: its classification is withdrawn
+    /// and the fee is back in this contract's refund credit.
+    event ClassificationOverturned(uint256 indexed requestId, bytes32 outputHash, bytes32 correctOutputHash);
 
     bytes32 public immutable MODEL_ID;
     bytes32 public immutable SCORES_NAME_HASH;
@@ -99,5 +103,18 @@ contract ClassifierConsumer is InferenceConsumer {
         c.label = uint8(best);
         c.score = scores[best];
         emit Classified(requestId, status, uint8(best), scores[best]);
+    }
+
+    /// @dev A dispute overturned the answer: withdraw the classification, keep the record.
+    function _onInferenceOverturned(
+        uint256 requestId,
+        bytes32 outputHash,
+        bytes32 correctOutputHash
+    ) internal override {
+        Classification storage c = classifications[requestId];
+        c.overturned = true;
+        c.label = 0;
+        c.score = 0;
+        emit ClassificationOverturned(requestId, outputHash, correctOutputHash);
     }
 }

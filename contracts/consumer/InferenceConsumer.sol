@@ -26,6 +26,25 @@ abstract contract InferenceConsumer is IInferenceConsumer {
         _onInference(requestId, ResultStatus(status), output, outputHash);
     }
 
+    /// @inheritdoc IInferenceConsumer
+    function rawInferenceOverturned(
+        uint256 requestId,
+        bytes32 outputHash,
+        bytes32 correctOutputHash
+    ) external {
+        if (msg.sender != address(INFERENCE_HUB)) revert Consumer__OnlyHub(msg.sender);
+        _onInferenceOverturned(requestId, outputHash, correctOutputHash);
+    }
+
+    /// @notice A dispute found the answer delivered for `requestId` (hash `outputHash`) wrong;
+    /// the committee's hash is `correctOutputHash` and the fee is back in this contract's
+    /// refund credit. Override to undo what the answer did; the default does nothing.
+    function _onInferenceOverturned(
+        uint256 requestId,
+        bytes32 outputHash,
+        bytes32 correctOutputHash
+    ) internal virtual {}
+
     /// @notice The answer to `requestId`. On `ResultStatus.Success`, `output` is
     /// `abi.encode(Tensor[])` (decode it with `_decodeTensors`); otherwise it is the worker's
     /// reason, the fee has already been refunded, and `outputHash` is keccak256(output).

@@ -13,4 +13,13 @@ interface IInferenceConsumer {
         bytes calldata output,
         bytes32 outputHash
     ) external;
+
+    /// @notice Called by the hub alone when a dispute found an answer this contract received
+    /// wrong; the fee has been refunded. Same gas limit as the original callback. A contract
+    /// that does not implement it just sees the call fail (recorded, harmless).
+    function rawInferenceOverturned(
+        uint256 requestId,
+        bytes32 outputHash,
+        bytes32 correctOutputHash
+    ) external;
 }

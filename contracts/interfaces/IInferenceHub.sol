@@ -8,7 +8,9 @@ enum RequestState {
     Fulfilled, // result recorded; fee held through the challenge window
     Failed, // a node answered with an error status; fee refunded to the requester
     Refunded, // nobody answered before the deadline; fee refunded to the requester
-    Finalized // challenge window passed; fee paid out by the settlement contract
+    Finalized, // challenge window passed; fee paid out by the settlement contract
+    Challenged, // a verifier disputes the result; the fee stays held until the committee decides
+    Overturned // the committee found the result wrong; fee refunded to the requester
 }
 
 /// @notice The status a node reports with its answer.
@@ -90,6 +92,17 @@ interface IInferenceHub {
         RequestState reason
     );
     event RequestReleased(uint256 indexed requestId, uint256 fee);
+    event ResultChallenged(uint256 indexed requestId, address indexed node);
+    event ChallengeCleared(uint256 indexed requestId);
+    /// @notice A dispute found the result wrong. The consumer got `rawInferenceOverturned` when it
+    /// asked for callbacks; `callbackResult` says how that went.
+    event InferenceOverturned(
+        uint256 indexed requestId,
+        address indexed node,
+        bytes32 outputHash,
+        bytes32 correctOutputHash,
+        CallbackResult callbackResult
+    );
     event HubParamsChanged(HubParams params);
 
     error Hub__ModelNotActive(bytes32 modelId);
@@ -148,6 +161,18 @@ interface IInferenceHub {
         Request calldata request,
         Fulfillment calldata fulfillment
     ) external returns (uint256 fee);
+
+    /// @notice Settlement hook: a verifier challenged this result; hold it until the dispute ends.
+    function holdForDispute(Request calldata request, Fulfillment calldata fulfillment) external;
+
+    /// @notice Settlement hook: the dispute ended. Upheld, the result can be finalised again;
+    /// overturned, the fee is refunded and the consumer told `correctOutputHash`.
+    function endDispute(
+        Request calldata request,
+        Fulfillment calldata fulfillment,
+        bool overturned,
+        bytes32 correctOutputHash
+    ) external;
 
     function requestState(uint256 requestId) external view returns (RequestState);
     function commitmentOf(uint256 requestId) external view returns (bytes32);

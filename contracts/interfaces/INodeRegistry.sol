@@ -58,9 +58,9 @@ interface INodeRegistry {
     function startUnbonding(uint256 amount) external;
     /// @notice Withdraw everything whose unbonding delay has passed.
     function withdraw() external;
-    /// @notice Take up to `amount` of the node's stake (bonded first, then unbonding) and jail it.
-    /// The slashed value is sent to the settlement contract.
-    function slash(address node, uint256 amount) external returns (uint256 slashed);
+    /// @notice Take up to `amount` of the node's stake (bonded first, then unbonding) and, when
+    /// `jail`, jail it. The slashed value is sent to the settlement contract.
+    function slash(address node, uint256 amount, bool jail) external returns (uint256 slashed);
 
     function isActive(address node, uint8 role) external view returns (bool);
     function nodeInfo(address node) external view returns (NodeInfo memory);
@@ -69,4 +69,7 @@ interface INodeRegistry {
     function minStake(uint8 role) external view returns (uint256);
     function stakeParams() external view returns (StakeParams memory);
     function settlement() external view returns (address);
+    /// @notice Nodes holding the VERIFIER role (active or not); dispute committees are drawn here.
+    function verifierCount() external view returns (uint256);
+    function verifierAt(uint256 index) external view returns (address);
 }

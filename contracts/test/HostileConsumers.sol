@@ -3,6 +3,8 @@ pragma solidity 0.8.28;
 
 import {IInferenceHub, Request, ResultStatus} from "../interfaces/IInferenceHub.sol";
 import {InferenceConsumer} from "../consumer/InferenceConsumer.sol";
+import {ISettlement, DisputeVerdict} from "../interfaces/ISettlement.sol";
+import {IDisputeSource} from "../interfaces/IDisputeSource.sol";
 
 /// @dev Test-only consumers that misbehave in every way a callback can. None of them may stop
 /// the hub from recording a result or refunding a fee.
@@ -163,5 +165,38 @@ contract BenchConsumer is InferenceConsumer {
         int256[] memory v = _decodeTensors(output)[0].values;
         if (KEEP_ALL) results[requestId] = Result(v[0], v[1], v[2]);
         else latest = Result(v[0], v[1], v[2]);
+    }
+}
+
+/// @dev A dispute source for tests: opens disputes about its own subjects and records verdicts.
+contract TestDisputeSource is IDisputeSource {
+    ISettlement public immutable SETTLEMENT;
+    mapping(uint256 subjectId => DisputeVerdict) public verdicts;
+    uint256 public calls;
+
+    constructor(ISettlement settlement) {
+        SETTLEMENT = settlement;
+    }
+
+    function open(
+        uint256 subjectId,
+        address accused,
+        bytes32 accusedHash,
+        bytes32 claimedHash
+    ) external payable returns (uint256) {
+        return
+            SETTLEMENT.openDispute{value: msg.value}(
+                subjectId,
+                accused,
+                accusedHash,
+                claimedHash,
+                msg.sender
+            );
+    }
+
+    function onDisputeResolved(uint256, uint256 subjectId, DisputeVerdict verdict) external {
+        require(msg.sender == address(SETTLEMENT), "only settlement");
+        verdicts[subjectId] = verdict;
+        ++calls;
     }
 }

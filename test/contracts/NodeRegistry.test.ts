@@ -464,7 +464,7 @@ describe("NodeRegistry", function () {
     it("only the settlement address may slash", async function () {
       const { reg, deployer, stranger, nodeA, a } = await loadFixture(slashFixture);
       for (const who of [stranger, deployer, nodeA]) {
-        await expect(reg.connect(who).slash(a, ONE))
+        await expect(reg.connect(who).slash(a, ONE, true))
           .to.be.revertedWithCustomError(reg, "NodeRegistry__OnlySettlement")
           .withArgs(await who.getAddress());
       }
@@ -473,7 +473,7 @@ describe("NodeRegistry", function () {
 
     it("slashing an unregistered node reverts NotRegistered", async function () {
       const { reg, s, stranger } = await loadFixture(slashFixture);
-      await expect(s.slash(await stranger.getAddress(), ONE))
+      await expect(s.slash(await stranger.getAddress(), ONE, true))
         .to.be.revertedWithCustomError(reg, "NodeRegistry__NotRegistered")
         .withArgs(await stranger.getAddress());
     });
@@ -481,9 +481,9 @@ describe("NodeRegistry", function () {
     it("takes bonded stake first, sends it to the settlement, emits NodeSlashed and jails", async function () {
       const { reg, s, slasher, nodeA, a } = await loadFixture(slashFixture);
       await reg.connect(nodeA).startUnbonding(parseEther("0.5")); // 1.5 bonded, 0.5 unbonding
-      expect(await s.slash.staticCall(a, ONE)).to.equal(ONE);
+      expect(await s.slash.staticCall(a, ONE, true)).to.equal(ONE);
       const t = await nextTimestamp();
-      const tx = await s.slash(a, ONE);
+      const tx = await s.slash(a, ONE, true);
       await expect(tx)
         .to.emit(reg, "NodeSlashed")
         .withArgs(a, ONE, ONE, t + JAIL_PERIOD);
@@ -500,7 +500,7 @@ describe("NodeRegistry", function () {
       await reg.connect(nodeA).startUnbonding(parseEther("0.5")); // 1.5 bonded, 0.5 unbonding
       const amount = parseEther("1.8");
       const t = await nextTimestamp();
-      const tx = await s.slash(a, amount);
+      const tx = await s.slash(a, amount, true);
       await expect(tx)
         .to.emit(reg, "NodeSlashed")
         .withArgs(a, amount, amount, t + JAIL_PERIOD);
@@ -515,9 +515,9 @@ describe("NodeRegistry", function () {
       await reg.connect(deployer).register(ROLE.INFERENCE, { value: ONE });
       const d = await deployer.getAddress();
       const requested = parseEther("100");
-      expect(await s.slash.staticCall(d, requested)).to.equal(ONE);
+      expect(await s.slash.staticCall(d, requested, true)).to.equal(ONE);
       const t = await nextTimestamp();
-      const tx = await s.slash(d, requested);
+      const tx = await s.slash(d, requested, true);
       await expect(tx)
         .to.emit(reg, "NodeSlashed")
         .withArgs(d, requested, ONE, t + JAIL_PERIOD);
@@ -529,7 +529,7 @@ describe("NodeRegistry", function () {
       expect(await ethers.provider.getBalance(await reg.getAddress())).to.equal(parseEther("2"));
       // A node with nothing left can still be slashed (and jailed again) for nothing.
       const t2 = await nextTimestamp(100);
-      await expect(s.slash(d, 1n))
+      await expect(s.slash(d, 1n, true))
         .to.emit(reg, "NodeSlashed")
         .withArgs(d, 1n, 0, t2 + JAIL_PERIOD);
     });
@@ -537,7 +537,7 @@ describe("NodeRegistry", function () {
     it("a slashed node is jailed until the jail period passes", async function () {
       const { reg, s, a } = await loadFixture(slashFixture);
       const t = await nextTimestamp();
-      await s.slash(a, parseEther("0.5")); // 1.5 left: still above the minimum
+      await s.slash(a, parseEther("0.5"), true); // 1.5 left: still above the minimum
       const jailedUntil = t + JAIL_PERIOD;
       expect(await reg.isActive(a, ROLE.INFERENCE)).to.equal(false);
       await time.increaseTo(jailedUntil - 10n);
@@ -550,7 +550,7 @@ describe("NodeRegistry", function () {
     it("slash of 0 only jails", async function () {
       const { reg, s, slasher, a } = await loadFixture(slashFixture);
       const t = await nextTimestamp();
-      const tx = await s.slash(a, 0);
+      const tx = await s.slash(a, 0, true);
       await expect(tx)
         .to.emit(reg, "NodeSlashed")
         .withArgs(a, 0, 0, t + JAIL_PERIOD);
@@ -563,9 +563,9 @@ describe("NodeRegistry", function () {
     it("a later slash never shortens a jail term", async function () {
       const { reg, deployer, s, a } = await loadFixture(slashFixture);
       const t = await nextTimestamp();
-      await s.slash(a, 0);
+      await s.slash(a, 0, true);
       await reg.connect(deployer).setStakeParams({ ...P, jailPeriod: 60 });
-      await expect(s.slash(a, 0))
+      await expect(s.slash(a, 0, true))
         .to.emit(reg, "NodeSlashed")
         .withArgs(a, 0, 0, t + JAIL_PERIOD);
       expect((await reg.nodeInfo(a)).jailedUntil).to.equal(t + JAIL_PERIOD);
@@ -574,7 +574,7 @@ describe("NodeRegistry", function () {
     it("unbonding that was slashed cannot be withdrawn", async function () {
       const { reg, s, nodeA, a } = await loadFixture(slashFixture);
       await reg.connect(nodeA).startUnbonding(parseEther("2"));
-      await s.slash(a, parseEther("2"));
+      await s.slash(a, parseEther("2"), true);
       await time.increase(UNBONDING_DELAY + 1n);
       await expect(reg.connect(nodeA).withdraw())
         .to.be.revertedWithCustomError(reg, "NodeRegistry__NothingUnbonding")
@@ -584,7 +584,7 @@ describe("NodeRegistry", function () {
     it("a partly slashed unbonding withdraws only what is left", async function () {
       const { reg, s, nodeA, a } = await loadFixture(slashFixture);
       await reg.connect(nodeA).startUnbonding(parseEther("1.5")); // 0.5 bonded, 1.5 unbonding
-      await s.slash(a, ONE); // 0.5 from bonded, 0.5 from unbonding
+      await s.slash(a, ONE, true); // 0.5 from bonded, 0.5 from unbonding
       expect((await reg.nodeInfo(a)).unbonding).to.equal(ONE);
       await time.increase(UNBONDING_DELAY + 1n);
       const tx = await reg.connect(nodeA).withdraw();
@@ -606,7 +606,7 @@ describe("NodeRegistry", function () {
       await setBalance(f.addresses.settlement, parseEther("1"));
       const settlementSigner = await ethers.getSigner(f.addresses.settlement);
       const t = await nextTimestamp();
-      await expect(f.nodes.connect(settlementSigner).slash(node1, 0))
+      await expect(f.nodes.connect(settlementSigner).slash(node1, 0, true))
         .to.emit(f.nodes, "NodeSlashed")
         .withArgs(node1, 0, 0, t + JAIL_PERIOD);
 
@@ -622,7 +622,7 @@ describe("NodeRegistry", function () {
 
       // Slashed value reaches the Settlement contract: its receive() takes ETH from the registry.
       const amount = parseEther("0.25");
-      await expect(f.nodes.connect(settlementSigner).slash(node1, amount)).to.changeEtherBalances(
+      await expect(f.nodes.connect(settlementSigner).slash(node1, amount, true)).to.changeEtherBalances(
         [f.nodes, f.settlement],
         [-amount, amount],
       );

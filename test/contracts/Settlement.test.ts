@@ -3,6 +3,7 @@ import { ethers } from "hardhat";
 import { loadFixture, time } from "@nomicfoundation/hardhat-network-helpers";
 import { ZeroAddress, keccak256, parseEther, toUtf8Bytes, type Signer } from "ethers";
 import { DEVNET_PARAMS } from "../../deploy/config";
+import { TEST_PARAMS } from "./helpers";
 import type { Settlement__factory } from "../../typechain-types";
 import {
   MODEL_FEE,
@@ -604,11 +605,15 @@ describe("Settlement", function () {
     it("cannot run twice", async function () {
       const f = await loadFixture(deployFixture);
       await expect(
-        f.settlement.connect(f.owner).initialize(await f.owner.getAddress(), {
-          treasury: await f.owner.getAddress(),
-          challengeWindow: 60,
-          protocolFeeBps: 500,
-        }),
+        f.settlement.connect(f.owner).initialize(
+          await f.owner.getAddress(),
+          {
+            treasury: await f.owner.getAddress(),
+            challengeWindow: 60,
+            protocolFeeBps: 500,
+          },
+          TEST_PARAMS.disputes,
+        ),
       ).to.be.revertedWithCustomError(f.settlement, "InvalidInitialization");
       expect(await f.settlement.deployer()).to.equal(await f.owner.getAddress());
       expect(await f.settlement.owner()).to.equal(await f.owner.getAddress());
@@ -628,17 +633,18 @@ describe("Settlement", function () {
       const other = await f.other.getAddress();
       expect(await fresh.deployer()).to.equal(other);
       const p = { treasury: other, challengeWindow: 60, protocolFeeBps: 500 };
-      await expect(fresh.connect(f.owner).initialize(other, p))
+      const d = TEST_PARAMS.disputes;
+      await expect(fresh.connect(f.owner).initialize(other, p, d))
         .to.be.revertedWithCustomError(fresh, "System__NotDeployer")
         .withArgs(await f.owner.getAddress());
       await expect(
-        fresh.connect(f.other).initialize(other, { ...p, protocolFeeBps: 2_001 }),
+        fresh.connect(f.other).initialize(other, { ...p, protocolFeeBps: 2_001 }, d),
       ).to.be.revertedWithCustomError(fresh, "Settlement__InvalidParams");
-      await expect(fresh.connect(f.other).initialize(ZeroAddress, p)).to.be.revertedWithCustomError(
+      await expect(fresh.connect(f.other).initialize(ZeroAddress, p, d)).to.be.revertedWithCustomError(
         fresh,
         "System__ZeroAddress",
       );
-      await expect(fresh.connect(f.other).initialize(other, p))
+      await expect(fresh.connect(f.other).initialize(other, p, d))
         .to.emit(fresh, "SettlementParamsChanged")
         .withArgs([other, 60, 500]);
       expect(await fresh.owner()).to.equal(other);

@@ -5,7 +5,16 @@ import { DEVNET_PARAMS, type SystemParams } from "../../deploy/config";
 
 export const ROLE = { INFERENCE: 1, VERIFIER: 2, DATA: 4 } as const;
 export const DTYPE = { FLOAT: 1, INT32: 6, INT64: 7, STRING: 8, BOOL: 9, DOUBLE: 11 } as const;
-export const STATE = { None: 0, Pending: 1, Fulfilled: 2, Failed: 3, Refunded: 4, Finalized: 5 } as const;
+export const STATE = {
+  None: 0,
+  Pending: 1,
+  Fulfilled: 2,
+  Failed: 3,
+  Refunded: 4,
+  Finalized: 5,
+  Challenged: 6,
+  Overturned: 7,
+} as const;
 export const STATUS = {
   Success: 0,
   SuccessOffchain: 1,

@@ -1617,7 +1617,7 @@ async function runNodeSequence(cmds: NodeCmd[]): Promise<void> {
       }
       case "slashByStranger": {
         const who = addresses[cmd.node]!;
-        const send = () => reg.connect(w.stranger).slash(who, cmd.amount, { gasLimit: GAS.other });
+        const send = () => reg.connect(w.stranger).slash(who, cmd.amount, true, { gasLimit: GAS.other });
         await transact(send, err(reg, "NodeRegistry__OnlySettlement", strangerAt));
         return true;
       }
@@ -1627,12 +1627,12 @@ async function runNodeSequence(cmds: NodeCmd[]): Promise<void> {
         const n = nodes[i]!;
         const who = addresses[i]!;
         const amount = resolveAmount(cmd.amount, n);
-        const send = () => reg.connect(w.slasher).slash(who, amount, { gasLimit: GAS.other });
+        const send = () => reg.connect(w.slasher).slash(who, amount, true, { gasLimit: GAS.other });
         const error = notRegistered(i);
         if (error) return reverts(send, error);
         const available = n.stake + n.unbonding;
         const expected = amount < available ? amount : available;
-        const returned = await reg.connect(w.slasher).slash.staticCall(who, amount);
+        const returned = await reg.connect(w.slasher).slash.staticCall(who, amount, true);
         expect(returned, "slashed never exceeds stake + unbonding").to.be.lte(available);
         expect(returned, "slash() takes min(amount, stake + unbonding)").to.equal(expected);
         const jailEnd = ts + BigInt(JAIL_PERIOD);
