@@ -2,7 +2,13 @@ import fs from "node:fs";
 import path from "node:path";
 import { getCreateAddress, type Signer } from "ethers";
 import type { HardhatRuntimeEnvironment } from "hardhat/types";
-import type { InferenceHub, ModelRegistry, NodeRegistry, Settlement } from "../typechain-types";
+import type {
+  BatchSettlement,
+  InferenceHub,
+  ModelRegistry,
+  NodeRegistry,
+  Settlement,
+} from "../typechain-types";
 import { DEVNET_PARAMS, FIXED_ADDRESSES, type ContractName, type SystemParams } from "./config";
 
 export type Addresses = Record<ContractName, string>;
@@ -13,6 +19,7 @@ export interface DeployedSystem {
   models: ModelRegistry;
   nodes: NodeRegistry;
   settlement: Settlement;
+  batchSettlement: BatchSettlement;
 }
 
 export interface DeployOptions {
@@ -56,7 +63,13 @@ export async function deploySystem(
   } else {
     const nonce = await ethers.provider.getTransactionCount(deployerAddress, "pending");
     const at = (i: number) => getCreateAddress({ from: deployerAddress, nonce: nonce + i });
-    target = { modelRegistry: at(0), nodeRegistry: at(1), inferenceHub: at(2), settlement: at(3) };
+    target = {
+      modelRegistry: at(0),
+      nodeRegistry: at(1),
+      inferenceHub: at(2),
+      settlement: at(3),
+      batchSettlement: at(4),
+    };
   }
 
   const factory = (name: string) => ethers.getContractFactory(name, deployer);
@@ -69,6 +82,7 @@ export async function deploySystem(
     settlement: await (
       await factory("Settlement")
     ).deploy(target.inferenceHub, target.modelRegistry, target.nodeRegistry),
+    batchSettlement: await (await factory("BatchSettlement")).deploy(target.nodeRegistry, target.settlement),
   };
   for (const [name, contract] of Object.entries(deployed)) {
     await contract.waitForDeployment();
@@ -119,7 +133,20 @@ export async function deploySystem(
     )
   ).wait();
 
-  return { addresses: target, hub, models, nodes, settlement };
+  // Batch settlement (off-chain inference paid from deposits) reads Settlement's window and fee.
+  const batchSettlement = (await ethers.getContractAt(
+    "BatchSettlement",
+    target.batchSettlement,
+    deployer,
+  )) as unknown as BatchSettlement;
+  await (await batchSettlement.initialize(owner)).wait();
+  // Its challenges open disputes in Settlement's engine, which only sources the owner registered
+  // may do. With a separate governance owner, governance makes this call itself.
+  if (owner.toLowerCase() === deployerAddress.toLowerCase()) {
+    await (await settlement.setDisputeSource(target.batchSettlement, true)).wait();
+  }
+
+  return { addresses: target, hub, models, nodes, settlement, batchSettlement };
 }
 
 export interface DeploymentFile {

@@ -17,6 +17,7 @@ export const ABI_SOURCES = [
   ["contracts/ModelRegistry.sol/ModelRegistry.json", "modelRegistryAbi"],
   ["contracts/NodeRegistry.sol/NodeRegistry.json", "nodeRegistryAbi"],
   ["contracts/Settlement.sol/Settlement.json", "settlementAbi"],
+  ["contracts/BatchSettlement.sol/BatchSettlement.json", "batchSettlementAbi"],
   ["contracts/consumer/ClassifierConsumer.sol/ClassifierConsumer.json", "classifierConsumerAbi"],
 ] as const;
 

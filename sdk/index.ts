@@ -6,3 +6,4 @@ export * from "./errors";
 export * from "./protocol";
 export * from "./tensor";
 export * from "./jobs";
+export * from "./batch";
