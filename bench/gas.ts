@@ -18,6 +18,7 @@ import {
   fulfillmentFromTx,
   MODEL_ID,
   MODEL_FEE,
+  ROLE,
   SAMPLE_INPUT,
   STATUS,
   TEST_PARAMS,
@@ -184,6 +185,57 @@ async function main(): Promise<void> {
   const batchRootPerResultGas = Math.round(batchPostGas / ROOT_BATCH);
   const batchSettlePerResultGas = Math.round(batchSettleGas / ROOT_BATCH);
 
+  // Redundancy: three nodes answer one request, the fee is split among those that agree.
+  const node3 = f.signers[11]!;
+  await f.nodes.connect(node3).register(ROLE.INFERENCE, { value: TEST_PARAMS.stake.minStakeInference });
+  const redTx = f.hub
+    .connect(f.user)
+    .requestInferenceRedundant(MODEL_ID, SAMPLE_INPUT, 0, 3, { value: MODEL_FEE * 3n });
+  const redundantRequestGas = await gasOf(redTx);
+  const redReq = await requestFromTx(f, await redTx);
+  const redundantAnswerGas: number[] = [];
+  let agreedTx;
+  for (const [i, n] of [f.node1, f.node2, node3].entries()) {
+    const tx = f.hub.connect(n).fulfill(redReq, STATUS.Success, output(9), keccak256(output(9)));
+    redundantAnswerGas.push(await gasOf(tx));
+    if (i === 1) agreedTx = await tx;
+  }
+  const redundantTotalGas = redundantRequestGas + redundantAnswerGas.reduce((a, b) => a + b, 0);
+  await hre.network.provider.send("evm_increaseTime", [TEST_PARAMS.settlement.challengeWindow]);
+  const redFul = await fulfillmentFromTx(f, agreedTx!, redReq.requestId);
+  const answerers = await Promise.all([f.node1, f.node2, node3].map((n) => n.getAddress()));
+  const finalizeRedundantGas = await gasOf(f.settlement.finalizeRedundant(redReq, redFul, answerers));
+
+  // A dispute: challenge, committee draw, three votes, resolution that slashes the node.
+  const verifiers = f.signers.slice(7, 10);
+  for (const v of verifiers) {
+    await f.nodes.connect(v).register(ROLE.VERIFIER, { value: TEST_PARAMS.stake.minStakeVerifier });
+  }
+  const dReqTx = f.hub.connect(f.user).requestInference(MODEL_ID, SAMPLE_INPUT, 0, { value: MODEL_FEE });
+  const dReq = await requestFromTx(f, await dReqTx);
+  const dFul = await fulfillmentFromTx(
+    f,
+    await hub.fulfill(dReq, STATUS.Success, output(4), keccak256(output(4))),
+    dReq.requestId,
+  );
+  const correct = keccak256(output(5));
+  const challengeGas = await gasOf(
+    f.settlement
+      .connect(verifiers[0]!)
+      .challenge(dReq, dFul, correct, { value: TEST_PARAMS.disputes.challengeBond }),
+  );
+  const disputeId = await f.settlement.disputeOf(dReq.requestId);
+  await hre.network.provider.send("evm_mine", []); // the seed is the next block's hash
+  const drawGas = await gasOf(f.settlement.connect(f.other).drawCommittee(disputeId));
+  const committee = (await f.settlement.dispute(disputeId)).committee;
+  let voteGas = 0;
+  for (const member of committee) {
+    voteGas += await gasOf(f.settlement.connect(await hre.ethers.getSigner(member)).vote(disputeId, correct));
+  }
+  const resolveGas = await gasOf(f.settlement.connect(f.other).resolveChallenge(dReq, dFul));
+  if ((await f.hub.requestState(dReq.requestId)) !== 7n) throw new Error("the dispute did not overturn");
+  const disputeTotalGas = challengeGas + drawGas + voteGas + resolveGas;
+
   const totalGas = requestGas + fulfillGas;
   const result = {
     bench: "gas",
@@ -201,6 +253,15 @@ async function main(): Promise<void> {
     finalizeGas,
     finalizeBatchPerResultGas,
     withdrawGas,
+    redundantRequestGas,
+    redundantAnswerGas,
+    redundantTotalGas,
+    finalizeRedundantGas,
+    challengeGas,
+    drawCommitteeGas: drawGas,
+    votesGas: voteGas,
+    resolveGas,
+    disputeTotalGas,
     batchPostGas,
     batchSettleGas,
     batchRootPerResultGas,
@@ -248,6 +309,14 @@ async function main(): Promise<void> {
     ["finalize (split into three credits)", finalizeGas, "finalizeGas"],
     [`finalizeBatch of ${BATCH}, per result`, finalizeBatchPerResultGas, "finalizeBatchPerResultGas"],
     ["withdraw", withdrawGas, "withdrawGas"],
+    ["request, 3 answers (redundancy k=3)", redundantRequestGas, "redundantRequestGas"],
+    ["k=3: request + three answers", redundantTotalGas, "redundantTotalGas"],
+    ["k=3: finalizeRedundant (fee split three ways)", finalizeRedundantGas, "finalizeRedundantGas"],
+    ["challenge (bond, result held)", challengeGas, "challengeGas"],
+    ["drawCommittee (3 of the active verifiers)", drawGas, "drawCommitteeGas"],
+    ["three votes", voteGas, "votesGas"],
+    ["resolveChallenge (slash, refund, payouts)", resolveGas, "resolveGas"],
+    ["dispute: challenge + draw + votes + resolve", disputeTotalGas, "disputeTotalGas"],
     [`postBatch, Merkle root of ${ROOT_BATCH} results`, batchPostGas, "batchPostGas"],
     [`settleBatch of ${ROOT_BATCH} results`, batchSettleGas, "batchSettleGas"],
     [`postBatch of ${ROOT_BATCH}, per result`, batchRootPerResultGas, "batchRootPerResultGas"],

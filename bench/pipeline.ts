@@ -89,6 +89,7 @@ function job(model: Model, inputsBytes: Hex[], firstId: number): InferenceJob {
         fee: 1n,
         inputHash: inputHash(input),
         inputIsRef: false,
+        redundancy: 1,
       };
       return {
         request: requestToJson(request),

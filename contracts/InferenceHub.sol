@@ -8,6 +8,7 @@ import {
     Fulfillment,
     FulfillParams,
     HubParams,
+    Agreement,
     RequestState,
     ResultStatus,
     CallbackResult
@@ -28,6 +29,7 @@ contract InferenceHub is IInferenceHub, SystemContract {
     /// @dev Gas kept back for the exact-gas check and the call itself (as Chainlink's
     /// `callWithExactGas`): enough that the consumer surely receives `callbackGasLimit`.
     uint256 private constant _GAS_FOR_CALL_EXACT_CHECK = 5_000;
+    uint8 public constant MAX_REDUNDANCY = 7;
 
     IModelRegistry private immutable _MODELS;
     INodeRegistry private immutable _NODES;
@@ -40,6 +42,11 @@ contract InferenceHub is IInferenceHub, SystemContract {
     uint32 private _requestTimeout;
 
     mapping(uint256 requestId => bytes32 stateAndCommitment) private _slots;
+
+    // Redundant requests only: each node's answer, the count per answer, where agreement stands.
+    mapping(uint256 requestId => mapping(address node => bytes32 answerKey)) private _answers;
+    mapping(uint256 requestId => mapping(bytes32 answerKey => uint256 count)) private _tally;
+    mapping(uint256 requestId => Agreement) private _agreements;
 
     constructor(IModelRegistry models_, INodeRegistry nodes_, ISettlement settlement_) {
         if (
@@ -73,7 +80,20 @@ contract InferenceHub is IInferenceHub, SystemContract {
         uint32 callbackGasLimit
     ) external payable returns (uint256) {
         if (input.length == 0) revert Hub__EmptyInput();
-        return _request(modelId, sha256(input), false, callbackGasLimit, input);
+        return _request(modelId, sha256(input), false, callbackGasLimit, input, 1);
+    }
+
+    /// @inheritdoc IInferenceHub
+    function requestInferenceRedundant(
+        bytes32 modelId,
+        bytes calldata input,
+        uint32 callbackGasLimit,
+        uint8 redundancy
+    ) external payable returns (uint256) {
+        if (input.length == 0) revert Hub__EmptyInput();
+        if (redundancy < 2 || redundancy > MAX_REDUNDANCY)
+            revert Hub__InvalidRedundancy(redundancy, MAX_REDUNDANCY);
+        return _request(modelId, sha256(input), false, callbackGasLimit, input, redundancy);
     }
 
     /// @inheritdoc IInferenceHub
@@ -85,7 +105,7 @@ contract InferenceHub is IInferenceHub, SystemContract {
     ) external payable returns (uint256) {
         if (inputSha256 == bytes32(0)) revert Hub__ZeroInputHash();
         if (bytes(inputUri).length == 0) revert Hub__EmptyInputUri();
-        return _request(modelId, inputSha256, true, callbackGasLimit, bytes(inputUri));
+        return _request(modelId, inputSha256, true, callbackGasLimit, bytes(inputUri), 1);
     }
 
     function _request(
@@ -93,11 +113,13 @@ contract InferenceHub is IInferenceHub, SystemContract {
         bytes32 inputHash,
         bool inputIsRef,
         uint32 callbackGasLimit,
-        bytes memory input // the inline input, or the input's URI when inputIsRef
+        bytes memory input, // the inline input, or the input's URI when inputIsRef
+        uint8 redundancy
     ) private returns (uint256 requestId) {
         ModelTerms memory t = _MODELS.terms(modelId);
         if (!t.registered || t.deprecated) revert Hub__ModelNotActive(modelId);
-        if (msg.value < t.fee) revert Hub__FeeTooLow(modelId, msg.value, t.fee);
+        uint256 fee = uint256(t.fee) * redundancy;
+        if (msg.value < fee) revert Hub__FeeTooLow(modelId, msg.value, fee);
 
         // Read here, with the counter in the same slot. A URI is held to the same cap.
         uint32 maxInput = _maxInputBytes;
@@ -114,7 +136,8 @@ contract InferenceHub is IInferenceHub, SystemContract {
             deadline: uint64(block.timestamp) + _requestTimeout,
             fee: msg.value,
             inputHash: inputHash,
-            inputIsRef: inputIsRef
+            inputIsRef: inputIsRef,
+            redundancy: redundancy
         });
         _slots[requestId] = _pack(RequestState.Pending, keccak256(abi.encode(r)));
         emit InferenceRequested(requestId, modelId, msg.sender, r, input);
@@ -129,6 +152,11 @@ contract InferenceHub is IInferenceHub, SystemContract {
         bytes calldata output,
         bytes32 outputHash
     ) external {
+        if (request.redundancy > 1) {
+            if (!_NODES.isActive(msg.sender, Roles.INFERENCE)) revert Hub__NotInferenceNode(msg.sender);
+            _answer(request, status, output, outputHash, true);
+            return;
+        }
         uint256 requestId = request.requestId;
         bytes32 commitment = _checkPending(request);
         if (block.timestamp > request.deadline) revert Hub__RequestExpired(requestId, request.deadline);
@@ -142,6 +170,10 @@ contract InferenceHub is IInferenceHub, SystemContract {
         for (uint256 i = 0; i < items.length; ++i) {
             FulfillParams calldata item = items[i];
             Request calldata request = item.request;
+            if (request.redundancy > 1) {
+                if (_answer(request, item.status, item.output, item.outputHash, false)) ++recorded;
+                continue;
+            }
             bytes32 slot = _slots[request.requestId];
             // Answered by another node, refunded, or past its deadline: skip, as a race lost.
             if (_state(slot) != RequestState.Pending || block.timestamp > request.deadline) continue;
@@ -150,6 +182,84 @@ contract InferenceHub is IInferenceHub, SystemContract {
             _record(request, commitment, item.status, item.output, item.outputHash);
             ++recorded;
         }
+    }
+
+    /// @dev One node's answer to a redundant request. `strict` reverts where `fulfillBatch`
+    /// skips (expired, ended, already answered by this node, all answers in). The answer that
+    /// gives one answer key a majority of `redundancy` becomes the result; later answers are
+    /// only counted, for payment or slashing.
+    function _answer(
+        Request calldata request,
+        ResultStatus status,
+        bytes calldata output,
+        bytes32 outputHash,
+        bool strict
+    ) private returns (bool) {
+        uint256 requestId = request.requestId;
+        if (block.timestamp > request.deadline) {
+            if (strict) revert Hub__RequestExpired(requestId, request.deadline);
+            return false;
+        }
+        RequestState state = _state(_slots[requestId]);
+        Agreement storage a = _agreements[requestId];
+        bytes32 commitment = keccak256(abi.encode(request));
+        if (state == RequestState.Pending) {
+            if (_hashPart(_slots[requestId]) != _hashPart(commitment))
+                revert Hub__CommitmentMismatch(requestId);
+        } else if (state == RequestState.Fulfilled && a.agreedKey != bytes32(0)) {
+            if (a.requestHash != commitment) revert Hub__CommitmentMismatch(requestId);
+        } else {
+            if (strict) _revertState(requestId, state);
+            return false;
+        }
+        if (_answers[requestId][msg.sender] != bytes32(0)) {
+            if (strict) revert Hub__AlreadyAnswered(requestId, msg.sender);
+            return false;
+        }
+        uint8 answers = a.answers;
+        if (answers >= request.redundancy) {
+            if (strict) revert Hub__AnswersComplete(requestId);
+            return false;
+        }
+        _checkOutput(requestId, status, output, outputHash);
+        bytes32 key = _answerKey(status, outputHash);
+        _answers[requestId][msg.sender] = key;
+        a.answers = ++answers;
+        uint256 count = ++_tally[requestId][key];
+        emit AnswerSubmitted(requestId, msg.sender, status, outputHash, answers);
+        if (state == RequestState.Fulfilled) {
+            if (key == a.agreedKey) ++a.agreeing;
+        } else if (count > request.redundancy / 2) {
+            a.requestHash = commitment;
+            a.agreedKey = key;
+            a.agreeing = uint8(count);
+            _record(request, commitment, status, output, outputHash);
+        } else if (answers == request.redundancy) {
+            _slots[requestId] = _pack(RequestState.Refunded, commitment);
+            emit NoAgreement(requestId, answers);
+            _refund(request, RequestState.Refunded);
+        }
+        return true;
+    }
+
+    function _checkOutput(
+        uint256 requestId,
+        ResultStatus status,
+        bytes calldata output,
+        bytes32 outputHash
+    ) private pure {
+        if (status == ResultStatus.SuccessOffchain) {
+            // The bytes live off chain; `output` is where. Verifiers re-execute to check the hash.
+            if (output.length == 0) revert Hub__EmptyOutput(requestId);
+        } else {
+            if (status == ResultStatus.Success && output.length == 0) revert Hub__EmptyOutput(requestId);
+            bytes32 actual = keccak256(output);
+            if (actual != outputHash) revert Hub__OutputHashMismatch(requestId, outputHash, actual);
+        }
+    }
+
+    function _answerKey(ResultStatus status, bytes32 outputHash) private pure returns (bytes32) {
+        return keccak256(abi.encode(status, outputHash));
     }
 
     function _record(
@@ -161,14 +271,7 @@ contract InferenceHub is IInferenceHub, SystemContract {
     ) private {
         uint256 requestId = request.requestId;
         uint64 fulfilledAt = uint64(block.timestamp);
-        if (status == ResultStatus.SuccessOffchain) {
-            // The bytes live off chain; `output` is where. Verifiers re-execute to check the hash.
-            if (output.length == 0) revert Hub__EmptyOutput(requestId);
-        } else {
-            if (status == ResultStatus.Success && output.length == 0) revert Hub__EmptyOutput(requestId);
-            bytes32 actual = keccak256(output);
-            if (actual != outputHash) revert Hub__OutputHashMismatch(requestId, outputHash, actual);
-        }
+        _checkOutput(requestId, status, output, outputHash);
 
         if (status <= ResultStatus.SuccessOffchain) {
             bytes32 h = keccak256(abi.encode(commitment, msg.sender, outputHash, fulfilledAt));
@@ -307,6 +410,21 @@ contract InferenceHub is IInferenceHub, SystemContract {
     /// @inheritdoc IInferenceHub
     function requestState(uint256 requestId) external view returns (RequestState) {
         return _state(_slots[requestId]);
+    }
+
+    /// @inheritdoc IInferenceHub
+    function answerOf(uint256 requestId, address node) external view returns (bytes32) {
+        return _answers[requestId][node];
+    }
+
+    /// @inheritdoc IInferenceHub
+    function agreementOf(uint256 requestId) external view returns (Agreement memory) {
+        return _agreements[requestId];
+    }
+
+    /// @inheritdoc IInferenceHub
+    function answerKey(ResultStatus status, bytes32 outputHash) external pure returns (bytes32) {
+        return _answerKey(status, outputHash);
     }
 
     /// @inheritdoc IInferenceHub

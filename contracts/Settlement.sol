@@ -10,7 +10,7 @@ import {
     DisputeVerdict
 } from "./interfaces/ISettlement.sol";
 import {IDisputeSource} from "./interfaces/IDisputeSource.sol";
-import {IInferenceHub, Request, Fulfillment} from "./interfaces/IInferenceHub.sol";
+import {IInferenceHub, Request, Fulfillment, Agreement} from "./interfaces/IInferenceHub.sol";
 import {IModelRegistry} from "./interfaces/IModelRegistry.sol";
 import {INodeRegistry, Roles} from "./interfaces/INodeRegistry.sol";
 
@@ -52,6 +52,7 @@ contract Settlement is ISettlement, SystemContract {
     mapping(uint256 disputeId => mapping(address voter => bytes32 outputHash)) private _votes;
     mapping(uint256 requestId => uint256 disputeId) private _requestDisputes;
     mapping(address source => bool) private _disputeSources;
+    mapping(uint256 requestId => mapping(address node => bool)) private _dissentSlashed;
 
     constructor(IInferenceHub hub_, IModelRegistry models_, INodeRegistry nodes_) {
         if (address(hub_) == address(0) || address(models_) == address(0) || address(nodes_) == address(0)) {
@@ -123,18 +124,19 @@ contract Settlement is ISettlement, SystemContract {
         uint16 protocolFeeBps,
         address treasury
     ) private returns (uint256 fee) {
-        uint64 at = fulfillment.fulfilledAt + window;
-        if (block.timestamp < at) revert Settlement__ChallengeWindowOpen(request.requestId, at);
-        // The hub checks `fulfillment` against its commitment and moves the fee here.
-        fee = _HUB.release(request, fulfillment);
-        (address modelOwner, uint16 ownerShareBps) = _MODELS.payoutOf(request.modelId);
-        uint256 ownerAmount = (fee * ownerShareBps) / _BPS;
-        uint256 protocolAmount = (fee * protocolFeeBps) / _BPS;
-        uint256 nodeAmount = fee - ownerAmount - protocolAmount;
+        if (request.redundancy > 1) revert Settlement__RedundantRequest(request.requestId);
+        uint256 nodeAmount;
+        uint256 ownerAmount;
+        uint256 protocolAmount;
+        address modelOwner;
+        (fee, nodeAmount, ownerAmount, protocolAmount, modelOwner) = _release(
+            request,
+            fulfillment,
+            window,
+            protocolFeeBps,
+            treasury
+        );
         _credit(fulfillment.node, nodeAmount);
-        _credit(modelOwner, ownerAmount);
-        _credit(treasury, protocolAmount);
-        _totalCredits += fee;
         emit Settled(
             request.requestId,
             fulfillment.node,
@@ -143,6 +145,83 @@ contract Settlement is ISettlement, SystemContract {
             ownerAmount,
             protocolAmount
         );
+    }
+
+    /// @dev After the window: take the fee from the hub, credit the owner's and the protocol's
+    /// shares, and return the node share for the caller to credit.
+    function _release(
+        Request calldata request,
+        Fulfillment calldata fulfillment,
+        uint64 window,
+        uint16 protocolFeeBps,
+        address treasury
+    )
+        private
+        returns (
+            uint256 fee,
+            uint256 nodeAmount,
+            uint256 ownerAmount,
+            uint256 protocolAmount,
+            address modelOwner
+        )
+    {
+        uint64 at = fulfillment.fulfilledAt + window;
+        if (block.timestamp < at) revert Settlement__ChallengeWindowOpen(request.requestId, at);
+        // The hub checks `fulfillment` against its commitment and moves the fee here.
+        fee = _HUB.release(request, fulfillment);
+        uint16 ownerShareBps;
+        (modelOwner, ownerShareBps) = _MODELS.payoutOf(request.modelId);
+        ownerAmount = (fee * ownerShareBps) / _BPS;
+        protocolAmount = (fee * protocolFeeBps) / _BPS;
+        nodeAmount = fee - ownerAmount - protocolAmount;
+        _credit(modelOwner, ownerAmount);
+        _credit(treasury, protocolAmount);
+        _totalCredits += fee;
+    }
+
+    /// @inheritdoc ISettlement
+    function finalizeRedundant(
+        Request calldata request,
+        Fulfillment calldata fulfillment,
+        address[] calldata nodes
+    ) external {
+        uint256 requestId = request.requestId;
+        if (request.redundancy < 2) revert Settlement__NotRedundant(requestId);
+        Agreement memory a = _HUB.agreementOf(requestId);
+        if (nodes.length == 0 || nodes.length != a.agreeing) revert Settlement__NotAgreeingNodes(requestId);
+        for (uint256 i = 0; i < nodes.length; ++i) {
+            if (_HUB.answerOf(requestId, nodes[i]) != a.agreedKey)
+                revert Settlement__NotAgreeingNodes(requestId);
+            for (uint256 j = 0; j < i; ++j)
+                if (nodes[j] == nodes[i]) revert Settlement__NotAgreeingNodes(requestId);
+        }
+        (, uint256 nodeAmount, uint256 ownerAmount, uint256 protocolAmount, ) = _release(
+            request,
+            fulfillment,
+            _challengeWindow,
+            _protocolFeeBps,
+            _treasury
+        );
+        uint256 each = nodeAmount / nodes.length;
+        for (uint256 i = 0; i < nodes.length; ++i) _credit(nodes[i], each);
+        // The division's remainder (under one wei per node) goes to the first node.
+        _credit(nodes[0], nodeAmount - each * nodes.length);
+        emit SettledRedundant(requestId, nodes, each, ownerAmount, protocolAmount);
+    }
+
+    /// @inheritdoc ISettlement
+    function slashDissenter(uint256 requestId, address node) external returns (uint256 slashed) {
+        bytes32 agreed = _HUB.agreementOf(requestId).agreedKey;
+        if (agreed == bytes32(0)) revert Settlement__NoAgreement(requestId);
+        bytes32 answer = _HUB.answerOf(requestId, node);
+        if (answer == bytes32(0) || answer == agreed || _dissentSlashed[requestId][node]) {
+            revert Settlement__NotDissenter(requestId, node);
+        }
+        _dissentSlashed[requestId][node] = true;
+        slashed = _NODES.slash(node, _disputeParams.slashAmount, true);
+        _credit(_treasury, slashed);
+        _totalCredits += slashed;
+        emit DissenterSlashed(requestId, node, slashed);
     }
 
     /// @inheritdoc ISettlement
@@ -174,6 +253,8 @@ contract Settlement is ISettlement, SystemContract {
         bytes32 claimedOutputHash
     ) external payable returns (uint256 disputeId) {
         uint256 requestId = request.requestId;
+        // A redundant result is checked by its own nodes' agreement; dissenters are slashed.
+        if (request.redundancy > 1) revert Settlement__RedundantRequest(requestId);
         uint256 existing = _requestDisputes[requestId];
         if (existing != 0) revert Settlement__AlreadyChallenged(requestId, existing);
         uint64 closesAt = fulfillment.fulfilledAt + _challengeWindow;

@@ -9,3 +9,4 @@ export { processJob, type JobSummary, type ProcessorDeps } from "./processor";
 export { ChainWriter, type Answer, type Outcome } from "./writer";
 export { WorkerMetrics } from "./metrics";
 export { fetchBytes, FetchError } from "./fetch";
+export { ReplicaGuard, wantsMoreAnswers, type ReplicaChain, type ReplicaDecision } from "./replicas";

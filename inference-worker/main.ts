@@ -4,7 +4,7 @@
  * /metrics and /health for Prometheus.
  */
 import http from "node:http";
-import { Worker, type Job } from "bullmq";
+import { DelayedError, Worker, type Job } from "bullmq";
 import { Redis } from "ioredis";
 import pino, { type Logger } from "pino";
 import {
@@ -16,12 +16,16 @@ import {
 } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import { hardhat } from "viem/chains";
-import { resolveAddresses, type InferenceJob } from "../sdk";
+import { inferenceHubAbi, resolveAddresses, type InferenceJob } from "../sdk";
 import { parseWorkerConfig, type WorkerConfig } from "./config";
 import { WorkerMetrics } from "./metrics";
 import { ModelCache } from "./modelCache";
 import { processJob, type JobSummary } from "./processor";
+import { ReplicaGuard } from "./replicas";
 import { ChainWriter } from "./writer";
+
+/** How long a redundant request's answer job waits before another worker may take it. */
+const REPLICA_HAND_BACK_MS = 500;
 
 export interface RunningWorker {
   address: `0x${string}`;
@@ -55,18 +59,44 @@ export async function startWorker(
   });
   const writer = new ChainWriter(publicClient, walletClient, addresses.inferenceHub, config.MAX_BATCH);
   const connection = new Redis(config.REDIS_URL, { maxRetriesPerRequest: null });
+  const hub = { address: addresses.inferenceHub, abi: inferenceHubAbi } as const;
+  const replicas = new ReplicaGuard({
+    answerOf: (id) =>
+      publicClient.readContract({ ...hub, functionName: "answerOf", args: [id, account.address] }),
+    requestState: (id) => publicClient.readContract({ ...hub, functionName: "requestState", args: [id] }),
+    answers: async (id) =>
+      (await publicClient.readContract({ ...hub, functionName: "agreementOf", args: [id] })).answers,
+  });
+  const runJob = (job: Job<InferenceJob, JobSummary>) =>
+    processJob(job, {
+      models,
+      writer,
+      metrics,
+      logger: log,
+      maxInputBytes: config.MAX_INPUT_BYTES,
+      maxBatch: config.MAX_BATCH,
+    });
 
   const worker = new Worker<InferenceJob, JobSummary>(
     config.QUEUE_NAME,
-    (job: Job<InferenceJob, JobSummary>) =>
-      processJob(job, {
-        models,
-        writer,
-        metrics,
-        logger: log,
-        maxInputBytes: config.MAX_INPUT_BYTES,
-        maxBatch: config.MAX_BATCH,
-      }),
+    async (job: Job<InferenceJob, JobSummary>, token?: string) => {
+      const only = job.data.items.length === 1 ? job.data.items[0] : undefined;
+      if (only === undefined || only.request.redundancy <= 1) return runJob(job);
+      // One answer of a redundant request: at most one per worker.
+      const requestId = BigInt(only.request.requestId);
+      const decision = await replicas.claim(requestId, only.request.redundancy);
+      if (decision === "done") return { results: [] };
+      if (decision === "handBack") {
+        await job.moveToDelayed(Date.now() + REPLICA_HAND_BACK_MS, token);
+        throw new DelayedError();
+      }
+      try {
+        return await runJob(job);
+      } catch (err) {
+        replicas.release(requestId);
+        throw err;
+      }
+    },
     { connection, concurrency: config.CONCURRENCY, autorun: true },
   );
   worker.on("failed", (job, err) => {

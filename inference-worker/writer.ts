@@ -110,7 +110,13 @@ export class ChainWriter {
       }));
     } catch (err) {
       const r = decodeRevert(err);
-      if (r?.name === "Hub__WrongState") return { outcomes: new Map([[id, "alreadyAnswered"]]) };
+      if (
+        r?.name === "Hub__WrongState" ||
+        r?.name === "Hub__AlreadyAnswered" ||
+        r?.name === "Hub__AnswersComplete"
+      ) {
+        return { outcomes: new Map([[id, "alreadyAnswered"]]) };
+      }
       if (r?.name === "Hub__RequestExpired") return { outcomes: new Map([[id, "expired"]]) };
       throw toGradnetError(err);
     }
@@ -147,11 +153,17 @@ export class ChainWriter {
       logs: receipt.logs,
       eventName: "InferenceFulfilled",
     });
-    const landed = new Set(
-      fulfilled
-        .filter((l) => l.address.toLowerCase() === this.hub.toLowerCase())
-        .map((l) => l.args.requestId),
-    );
+    const fromHub = (l: { address: string }) => l.address.toLowerCase() === this.hub.toLowerCase();
+    const landed = new Set(fulfilled.filter(fromHub).map((l) => l.args.requestId));
+    // An answer to a redundant request lands as AnswerSubmitted (the result only once agreed).
+    const me = this.walletClient.account.address.toLowerCase();
+    for (const l of parseEventLogs({
+      abi: inferenceHubAbi,
+      logs: receipt.logs,
+      eventName: "AnswerSubmitted",
+    })) {
+      if (fromHub(l) && l.args.node.toLowerCase() === me) landed.add(l.args.requestId);
+    }
     const now = (await this.publicClient.getBlock({ blockNumber: receipt.blockNumber })).timestamp;
     const outcomes = new Map<bigint, Outcome>();
     for (const a of answers) {

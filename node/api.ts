@@ -118,6 +118,7 @@ const requestViewSchema = {
     "deadline",
     "inputHash",
     "inputIsRef",
+    "redundancy",
     "requestTx",
     "requestBlock",
   ],
@@ -131,6 +132,7 @@ const requestViewSchema = {
     deadline: decimal("Unix seconds; after it the request can only be refunded"),
     inputHash: hex("sha256 of the input bytes"),
     inputIsRef: { type: "boolean" },
+    redundancy: { type: "integer", minimum: 1, description: "distinct nodes that answer" },
     inputUri: { type: "string", description: "Where the input is stored, for a by-reference request" },
     requestTx: hex("Transaction of InferenceRequested"),
     requestBlock: decimal("Block of InferenceRequested"),
@@ -655,6 +657,7 @@ export interface RequestView {
   deadline: string;
   inputHash: Hex;
   inputIsRef: boolean;
+  redundancy: number;
   inputUri?: string;
   requestTx: Hex;
   requestBlock: string;
@@ -707,6 +710,7 @@ export async function readRequest(reader: HubReader, requestId: bigint): Promise
     deadline: r.deadline.toString(),
     inputHash: r.inputHash,
     inputIsRef: r.inputIsRef,
+    redundancy: Number(r.redundancy),
     requestTx: requested.txHash,
     requestBlock: requested.blockNumber.toString(),
   };

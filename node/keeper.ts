@@ -135,6 +135,23 @@ export interface KeeperChain {
   finalizeBatch(requests: Request[], fulfillments: Fulfillment[]): Promise<Hex>;
   /** Simulate, send and wait for `refundExpired`; throws (a viem error) on a revert. */
   refundExpired(request: Request): Promise<Hex>;
+  /**
+   * A redundant request: pay the nodes whose answer was the agreed one
+   * (`Settlement.finalizeRedundant`) and slash those whose answer differed
+   * (`Settlement.slashDissenter`). Throws (a viem error) on a revert.
+   */
+  finalizeRedundant(request: Request, fulfillment: Fulfillment): Promise<Hex>;
+}
+
+/** Split a redundant request's answerers by whether their answer is the agreed one. Pure. */
+export function splitAnswers(
+  answers: readonly { node: Address; key: Hex }[],
+  agreedKey: Hex,
+): { agreeing: Address[]; dissenting: Address[] } {
+  const agreeing: Address[] = [];
+  const dissenting: Address[] = [];
+  for (const a of answers) (a.key === agreedKey ? agreeing : dissenting).push(a.node);
+  return { agreeing, dissenting };
 }
 
 /** The settlement ABI plus the hub's errors, so a revert inside `hub.release` decodes. */
@@ -221,6 +238,53 @@ export function viemKeeperChain(opts: {
         args: [requests, fulfillments],
       });
       return send(request as Parameters<typeof wallet.writeContract>[0]);
+    },
+    async finalizeRedundant(req, fulfillment) {
+      const id = req.requestId;
+      const read = { address: hub, abi: inferenceHubAbi } as const;
+      const agreement = await publicClient.readContract({ ...read, functionName: "agreementOf", args: [id] });
+      const logs = await publicClient.getContractEvents({
+        ...read,
+        eventName: "AnswerSubmitted",
+        args: { requestId: id },
+        fromBlock: 0n,
+        strict: true,
+      });
+      const answers = await Promise.all(
+        logs.map(async (l) => ({
+          node: l.args.node,
+          key: await publicClient.readContract({
+            ...read,
+            functionName: "answerOf",
+            args: [id, l.args.node],
+          }),
+        })),
+      );
+      const { agreeing, dissenting } = splitAnswers(answers, agreement.agreedKey);
+      const { request } = await publicClient.simulateContract({
+        account,
+        address: settlement,
+        abi: settlementWithHubErrors,
+        functionName: "finalizeRedundant",
+        args: [req, fulfillment, agreeing],
+      });
+      const hash = await send(request as Parameters<typeof wallet.writeContract>[0]);
+      for (const node of dissenting) {
+        try {
+          const sim = await publicClient.simulateContract({
+            account,
+            address: settlement,
+            abi: settlementWithHubErrors,
+            functionName: "slashDissenter",
+            args: [id, node],
+          });
+          await send(sim.request as Parameters<typeof wallet.writeContract>[0]);
+        } catch (err) {
+          // Someone slashed it first: nothing to do.
+          if (decodeRevert(err)?.name !== "Settlement__NotDissenter") throw err;
+        }
+      }
+      return hash;
     },
     async refundExpired(req) {
       const { request } = await publicClient.simulateContract({
@@ -375,9 +439,25 @@ export class Keeper {
     // finalise
     const toFinalize: DueActions["finalize"] = [];
     for (const t of due.finalize) {
-      const state = await opts.chain.getRequestState(t.request.requestId);
-      if (state === FULFILLED) toFinalize.push(t);
-      else this.settledByOthers(t.request.requestId, state);
+      const id = t.request.requestId;
+      const state = await opts.chain.getRequestState(id);
+      if (state !== FULFILLED) this.settledByOthers(id, state);
+      else if (t.request.redundancy <= 1) toFinalize.push(t);
+      else {
+        try {
+          const tx = await opts.chain.finalizeRedundant(t.request, t.fulfillment);
+          this.tracked.delete(id);
+          this.counts.finalized += 1;
+          opts.metrics?.finalized.inc();
+          opts.logger.info({ requestId: id.toString(), tx }, "keeper: finalised a redundant request");
+        } catch (err) {
+          if (wrongState(err) !== undefined) this.settledByOthers(id, undefined);
+          else {
+            this.countError(err, { requestId: id.toString(), action: "finalizeRedundant" });
+            failed = err;
+          }
+        }
+      }
     }
     for (const batch of chunks(toFinalize, FINALIZE_BATCH_MAX)) {
       if (this.stopping) return;

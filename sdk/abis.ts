@@ -25,6 +25,33 @@ export const inferenceHubAbi = [
   {
     "inputs": [
       {
+        "internalType": "uint256",
+        "name": "requestId",
+        "type": "uint256"
+      },
+      {
+        "internalType": "address",
+        "name": "node",
+        "type": "address"
+      }
+    ],
+    "name": "Hub__AlreadyAnswered",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "uint256",
+        "name": "requestId",
+        "type": "uint256"
+      }
+    ],
+    "name": "Hub__AnswersComplete",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
         "internalType": "uint32",
         "name": "callbackGasLimit",
         "type": "uint32"
@@ -126,6 +153,22 @@ export const inferenceHubAbi = [
   {
     "inputs": [],
     "name": "Hub__InvalidParams",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "uint8",
+        "name": "redundancy",
+        "type": "uint8"
+      },
+      {
+        "internalType": "uint8",
+        "name": "maxRedundancy",
+        "type": "uint8"
+      }
+    ],
+    "name": "Hub__InvalidRedundancy",
     "type": "error"
   },
   {
@@ -318,6 +361,43 @@ export const inferenceHubAbi = [
         "internalType": "uint256",
         "name": "requestId",
         "type": "uint256"
+      },
+      {
+        "indexed": true,
+        "internalType": "address",
+        "name": "node",
+        "type": "address"
+      },
+      {
+        "indexed": false,
+        "internalType": "enum ResultStatus",
+        "name": "status",
+        "type": "uint8"
+      },
+      {
+        "indexed": false,
+        "internalType": "bytes32",
+        "name": "outputHash",
+        "type": "bytes32"
+      },
+      {
+        "indexed": false,
+        "internalType": "uint8",
+        "name": "answers",
+        "type": "uint8"
+      }
+    ],
+    "name": "AnswerSubmitted",
+    "type": "event"
+  },
+  {
+    "anonymous": false,
+    "inputs": [
+      {
+        "indexed": true,
+        "internalType": "uint256",
+        "name": "requestId",
+        "type": "uint256"
       }
     ],
     "name": "ChallengeCleared",
@@ -501,6 +581,11 @@ export const inferenceHubAbi = [
             "internalType": "bool",
             "name": "inputIsRef",
             "type": "bool"
+          },
+          {
+            "internalType": "uint8",
+            "name": "redundancy",
+            "type": "uint8"
           }
         ],
         "indexed": false,
@@ -529,6 +614,25 @@ export const inferenceHubAbi = [
       }
     ],
     "name": "Initialized",
+    "type": "event"
+  },
+  {
+    "anonymous": false,
+    "inputs": [
+      {
+        "indexed": true,
+        "internalType": "uint256",
+        "name": "requestId",
+        "type": "uint256"
+      },
+      {
+        "indexed": false,
+        "internalType": "uint8",
+        "name": "answers",
+        "type": "uint8"
+      }
+    ],
+    "name": "NoAgreement",
     "type": "event"
   },
   {
@@ -640,9 +744,111 @@ export const inferenceHubAbi = [
   },
   {
     "inputs": [],
+    "name": "MAX_REDUNDANCY",
+    "outputs": [
+      {
+        "internalType": "uint8",
+        "name": "",
+        "type": "uint8"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
+    "inputs": [],
     "name": "acceptOwnership",
     "outputs": [],
     "stateMutability": "nonpayable",
+    "type": "function"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "uint256",
+        "name": "requestId",
+        "type": "uint256"
+      }
+    ],
+    "name": "agreementOf",
+    "outputs": [
+      {
+        "components": [
+          {
+            "internalType": "bytes32",
+            "name": "requestHash",
+            "type": "bytes32"
+          },
+          {
+            "internalType": "bytes32",
+            "name": "agreedKey",
+            "type": "bytes32"
+          },
+          {
+            "internalType": "uint8",
+            "name": "answers",
+            "type": "uint8"
+          },
+          {
+            "internalType": "uint8",
+            "name": "agreeing",
+            "type": "uint8"
+          }
+        ],
+        "internalType": "struct Agreement",
+        "name": "",
+        "type": "tuple"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "enum ResultStatus",
+        "name": "status",
+        "type": "uint8"
+      },
+      {
+        "internalType": "bytes32",
+        "name": "outputHash",
+        "type": "bytes32"
+      }
+    ],
+    "name": "answerKey",
+    "outputs": [
+      {
+        "internalType": "bytes32",
+        "name": "",
+        "type": "bytes32"
+      }
+    ],
+    "stateMutability": "pure",
+    "type": "function"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "uint256",
+        "name": "requestId",
+        "type": "uint256"
+      },
+      {
+        "internalType": "address",
+        "name": "node",
+        "type": "address"
+      }
+    ],
+    "name": "answerOf",
+    "outputs": [
+      {
+        "internalType": "bytes32",
+        "name": "",
+        "type": "bytes32"
+      }
+    ],
+    "stateMutability": "view",
     "type": "function"
   },
   {
@@ -720,6 +926,11 @@ export const inferenceHubAbi = [
             "internalType": "bool",
             "name": "inputIsRef",
             "type": "bool"
+          },
+          {
+            "internalType": "uint8",
+            "name": "redundancy",
+            "type": "uint8"
           }
         ],
         "internalType": "struct Request",
@@ -807,6 +1018,11 @@ export const inferenceHubAbi = [
             "internalType": "bool",
             "name": "inputIsRef",
             "type": "bool"
+          },
+          {
+            "internalType": "uint8",
+            "name": "redundancy",
+            "type": "uint8"
           }
         ],
         "internalType": "struct Request",
@@ -879,6 +1095,11 @@ export const inferenceHubAbi = [
                 "internalType": "bool",
                 "name": "inputIsRef",
                 "type": "bool"
+              },
+              {
+                "internalType": "uint8",
+                "name": "redundancy",
+                "type": "uint8"
               }
             ],
             "internalType": "struct Request",
@@ -960,6 +1181,11 @@ export const inferenceHubAbi = [
             "internalType": "bool",
             "name": "inputIsRef",
             "type": "bool"
+          },
+          {
+            "internalType": "uint8",
+            "name": "redundancy",
+            "type": "uint8"
           }
         ],
         "internalType": "struct Request",
@@ -1043,6 +1269,11 @@ export const inferenceHubAbi = [
             "internalType": "bool",
             "name": "inputIsRef",
             "type": "bool"
+          },
+          {
+            "internalType": "uint8",
+            "name": "redundancy",
+            "type": "uint8"
           }
         ],
         "internalType": "struct Request",
@@ -1104,6 +1335,11 @@ export const inferenceHubAbi = [
             "internalType": "bool",
             "name": "inputIsRef",
             "type": "bool"
+          },
+          {
+            "internalType": "uint8",
+            "name": "redundancy",
+            "type": "uint8"
           }
         ],
         "internalType": "struct Request",
@@ -1272,6 +1508,11 @@ export const inferenceHubAbi = [
             "internalType": "bool",
             "name": "inputIsRef",
             "type": "bool"
+          },
+          {
+            "internalType": "uint8",
+            "name": "redundancy",
+            "type": "uint8"
           }
         ],
         "internalType": "struct Request",
@@ -1327,6 +1568,11 @@ export const inferenceHubAbi = [
             "internalType": "bool",
             "name": "inputIsRef",
             "type": "bool"
+          },
+          {
+            "internalType": "uint8",
+            "name": "redundancy",
+            "type": "uint8"
           }
         ],
         "internalType": "struct Request",
@@ -1406,6 +1652,40 @@ export const inferenceHubAbi = [
       }
     ],
     "name": "requestInference",
+    "outputs": [
+      {
+        "internalType": "uint256",
+        "name": "",
+        "type": "uint256"
+      }
+    ],
+    "stateMutability": "payable",
+    "type": "function"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "bytes32",
+        "name": "modelId",
+        "type": "bytes32"
+      },
+      {
+        "internalType": "bytes",
+        "name": "input",
+        "type": "bytes"
+      },
+      {
+        "internalType": "uint32",
+        "name": "callbackGasLimit",
+        "type": "uint32"
+      },
+      {
+        "internalType": "uint8",
+        "name": "redundancy",
+        "type": "uint8"
+      }
+    ],
+    "name": "requestInferenceRedundant",
     "outputs": [
       {
         "internalType": "uint256",
@@ -3513,11 +3793,33 @@ export const settlementAbi = [
     "inputs": [
       {
         "internalType": "uint256",
+        "name": "requestId",
+        "type": "uint256"
+      }
+    ],
+    "name": "Settlement__NoAgreement",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "uint256",
         "name": "disputeId",
         "type": "uint256"
       }
     ],
     "name": "Settlement__NoEligibleVerifiers",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "uint256",
+        "name": "requestId",
+        "type": "uint256"
+      }
+    ],
+    "name": "Settlement__NotAgreeingNodes",
     "type": "error"
   },
   {
@@ -3561,6 +3863,33 @@ export const settlementAbi = [
   {
     "inputs": [
       {
+        "internalType": "uint256",
+        "name": "requestId",
+        "type": "uint256"
+      },
+      {
+        "internalType": "address",
+        "name": "node",
+        "type": "address"
+      }
+    ],
+    "name": "Settlement__NotDissenter",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "uint256",
+        "name": "requestId",
+        "type": "uint256"
+      }
+    ],
+    "name": "Settlement__NotRedundant",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
         "internalType": "address",
         "name": "caller",
         "type": "address"
@@ -3589,6 +3918,17 @@ export const settlementAbi = [
       }
     ],
     "name": "Settlement__OnlyHub",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "uint256",
+        "name": "requestId",
+        "type": "uint256"
+      }
+    ],
+    "name": "Settlement__RedundantRequest",
     "type": "error"
   },
   {
@@ -3922,6 +4262,31 @@ export const settlementAbi = [
     "anonymous": false,
     "inputs": [
       {
+        "indexed": true,
+        "internalType": "uint256",
+        "name": "requestId",
+        "type": "uint256"
+      },
+      {
+        "indexed": true,
+        "internalType": "address",
+        "name": "node",
+        "type": "address"
+      },
+      {
+        "indexed": false,
+        "internalType": "uint256",
+        "name": "slashed",
+        "type": "uint256"
+      }
+    ],
+    "name": "DissenterSlashed",
+    "type": "event"
+  },
+  {
+    "anonymous": false,
+    "inputs": [
+      {
         "indexed": false,
         "internalType": "uint64",
         "name": "version",
@@ -4035,6 +4400,43 @@ export const settlementAbi = [
       }
     ],
     "name": "Settled",
+    "type": "event"
+  },
+  {
+    "anonymous": false,
+    "inputs": [
+      {
+        "indexed": true,
+        "internalType": "uint256",
+        "name": "requestId",
+        "type": "uint256"
+      },
+      {
+        "indexed": false,
+        "internalType": "address[]",
+        "name": "nodes",
+        "type": "address[]"
+      },
+      {
+        "indexed": false,
+        "internalType": "uint256",
+        "name": "eachNodeAmount",
+        "type": "uint256"
+      },
+      {
+        "indexed": false,
+        "internalType": "uint256",
+        "name": "ownerAmount",
+        "type": "uint256"
+      },
+      {
+        "indexed": false,
+        "internalType": "uint256",
+        "name": "protocolAmount",
+        "type": "uint256"
+      }
+    ],
+    "name": "SettledRedundant",
     "type": "event"
   },
   {
@@ -4257,6 +4659,11 @@ export const settlementAbi = [
             "internalType": "bool",
             "name": "inputIsRef",
             "type": "bool"
+          },
+          {
+            "internalType": "uint8",
+            "name": "redundancy",
+            "type": "uint8"
           }
         ],
         "internalType": "struct Request",
@@ -4636,6 +5043,11 @@ export const settlementAbi = [
             "internalType": "bool",
             "name": "inputIsRef",
             "type": "bool"
+          },
+          {
+            "internalType": "uint8",
+            "name": "redundancy",
+            "type": "uint8"
           }
         ],
         "internalType": "struct Request",
@@ -4713,6 +5125,11 @@ export const settlementAbi = [
             "internalType": "bool",
             "name": "inputIsRef",
             "type": "bool"
+          },
+          {
+            "internalType": "uint8",
+            "name": "redundancy",
+            "type": "uint8"
           }
         ],
         "internalType": "struct Request[]",
@@ -4750,6 +5167,93 @@ export const settlementAbi = [
         "type": "uint256"
       }
     ],
+    "stateMutability": "nonpayable",
+    "type": "function"
+  },
+  {
+    "inputs": [
+      {
+        "components": [
+          {
+            "internalType": "uint256",
+            "name": "requestId",
+            "type": "uint256"
+          },
+          {
+            "internalType": "bytes32",
+            "name": "modelId",
+            "type": "bytes32"
+          },
+          {
+            "internalType": "address",
+            "name": "requester",
+            "type": "address"
+          },
+          {
+            "internalType": "uint32",
+            "name": "callbackGasLimit",
+            "type": "uint32"
+          },
+          {
+            "internalType": "uint64",
+            "name": "deadline",
+            "type": "uint64"
+          },
+          {
+            "internalType": "uint256",
+            "name": "fee",
+            "type": "uint256"
+          },
+          {
+            "internalType": "bytes32",
+            "name": "inputHash",
+            "type": "bytes32"
+          },
+          {
+            "internalType": "bool",
+            "name": "inputIsRef",
+            "type": "bool"
+          },
+          {
+            "internalType": "uint8",
+            "name": "redundancy",
+            "type": "uint8"
+          }
+        ],
+        "internalType": "struct Request",
+        "name": "request",
+        "type": "tuple"
+      },
+      {
+        "components": [
+          {
+            "internalType": "address",
+            "name": "node",
+            "type": "address"
+          },
+          {
+            "internalType": "bytes32",
+            "name": "outputHash",
+            "type": "bytes32"
+          },
+          {
+            "internalType": "uint64",
+            "name": "fulfilledAt",
+            "type": "uint64"
+          }
+        ],
+        "internalType": "struct Fulfillment",
+        "name": "fulfillment",
+        "type": "tuple"
+      },
+      {
+        "internalType": "address[]",
+        "name": "nodes",
+        "type": "address[]"
+      }
+    ],
+    "name": "finalizeRedundant",
+    "outputs": [],
     "stateMutability": "nonpayable",
     "type": "function"
   },
@@ -4994,6 +5498,11 @@ export const settlementAbi = [
             "internalType": "bool",
             "name": "inputIsRef",
             "type": "bool"
+          },
+          {
+            "internalType": "uint8",
+            "name": "redundancy",
+            "type": "uint8"
           }
         ],
         "internalType": "struct Request",
@@ -5148,6 +5657,30 @@ export const settlementAbi = [
     ],
     "name": "setParams",
     "outputs": [],
+    "stateMutability": "nonpayable",
+    "type": "function"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "uint256",
+        "name": "requestId",
+        "type": "uint256"
+      },
+      {
+        "internalType": "address",
+        "name": "node",
+        "type": "address"
+      }
+    ],
+    "name": "slashDissenter",
+    "outputs": [
+      {
+        "internalType": "uint256",
+        "name": "slashed",
+        "type": "uint256"
+      }
+    ],
     "stateMutability": "nonpayable",
     "type": "function"
   },

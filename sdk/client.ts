@@ -62,8 +62,13 @@ export interface RequestOptions {
   inputs: readonly NamedTensor[] | Hex;
   /** Fixed-point decimals for float inputs; default 6. */
   inputDecimals?: number;
-  /** Wei to pay; default the model's fee. */
+  /** Wei to pay; default the model's fee, times `redundancy`. */
   fee?: bigint;
+  /**
+   * How many distinct nodes answer (default 1). With 2..7 the result is the answer more than
+   * half of them agree on; nodes that disagree are slashed.
+   */
+  redundancy?: number;
 }
 
 export interface RequestReceipt {
@@ -154,19 +159,37 @@ export class GradnetClient {
     const { inferenceHub } = await this.addresses();
     const input =
       typeof opts.inputs === "string" ? opts.inputs : encodeTensors(opts.inputs, opts.inputDecimals ?? 6);
-    const fee = opts.fee ?? (await this.getModel(opts.modelId)).fee;
+    const redundancy = opts.redundancy ?? 1;
+    if (!Number.isInteger(redundancy) || redundancy < 1 || redundancy > 7)
+      throw new GradnetError(
+        "INVALID_REDUNDANCY",
+        `redundancy must be an integer from 1 to 7, got ${redundancy}`,
+      );
+    const fee = opts.fee ?? (await this.getModel(opts.modelId)).fee * BigInt(redundancy);
     let hash: Hex;
     try {
-      const { request } = await this.publicClient.simulateContract({
+      const call = {
         address: inferenceHub,
         abi: inferenceHubAbi,
-        functionName: "requestInference",
-        args: [opts.modelId, input, 0],
         value: fee,
         account: wallet.account,
         chain: wallet.chain,
-      });
-      hash = await wallet.writeContract(request);
+      };
+      if (redundancy === 1) {
+        const { request } = await this.publicClient.simulateContract({
+          ...call,
+          functionName: "requestInference",
+          args: [opts.modelId, input, 0],
+        });
+        hash = await wallet.writeContract(request);
+      } else {
+        const { request } = await this.publicClient.simulateContract({
+          ...call,
+          functionName: "requestInferenceRedundant",
+          args: [opts.modelId, input, 0, redundancy],
+        });
+        hash = await wallet.writeContract(request);
+      }
     } catch (err) {
       throw toGradnetError(err);
     }

@@ -6,6 +6,9 @@
  * Grouping is a pure function of confirmed logs, so a relayer that replays blocks after a
  * restart makes the same jobs with the same ids, and BullMQ drops the duplicates:
  * jobId = `<chainId>-<requestId of the job's first request>`; each request is in exactly one job.
+ * A redundant request (answered by `redundancy` distinct nodes) gets one job per answer instead,
+ * `<chainId>-<requestId>-r<replica>`, each with that request alone; a worker that already answered
+ * a request hands its other replicas back to the queue for another worker.
  * (BullMQ reserves ":" in custom job ids, hence the dash.)
  */
 import type { Address, Hex } from "viem";
@@ -24,6 +27,7 @@ export interface RequestJson {
   fee: string;
   inputHash: Hex;
   inputIsRef: boolean;
+  redundancy: number;
 }
 
 export interface InferenceJobItem {
@@ -69,6 +73,7 @@ export function requestToJson(r: Request): RequestJson {
     fee: r.fee.toString(),
     inputHash: r.inputHash,
     inputIsRef: r.inputIsRef,
+    redundancy: Number(r.redundancy),
   };
 }
 
@@ -82,11 +87,17 @@ export function requestFromJson(r: RequestJson): Request {
     fee: BigInt(r.fee),
     inputHash: r.inputHash,
     inputIsRef: r.inputIsRef,
+    redundancy: r.redundancy,
   };
 }
 
 export function jobId(chainId: number, requestId: bigint | string): string {
   return `${chainId}-${requestId.toString()}`;
+}
+
+/** The job of one of a redundant request's `redundancy` answers (replica 0, 1, ...). */
+export function replicaJobId(chainId: number, requestId: bigint | string, replica: number): string {
+  return `${jobId(chainId, requestId)}-r${replica}`;
 }
 
 /** One request event → one job item. For a by-reference input the event's bytes are its URI. */
@@ -118,13 +129,25 @@ export function logsToJobs(
     a.blockNumber === b.blockNumber ? a.logIndex - b.logIndex : a.blockNumber < b.blockNumber ? -1 : 1,
   );
   const groups = new Map<string, RequestedLog[]>();
+  const jobs: JobSpec[] = [];
   for (const log of sorted) {
+    const { request } = log;
+    if (request.redundancy > 1) {
+      const data = { chainId, hub, modelId: request.modelId, items: [eventToJobItem(log)] };
+      for (let replica = 0; replica < request.redundancy; replica++) {
+        jobs.push({
+          name: "infer",
+          data,
+          opts: { jobId: replicaJobId(chainId, request.requestId, replica) },
+        });
+      }
+      continue;
+    }
     const key = `${log.blockNumber}:${log.request.modelId}`;
     let g = groups.get(key);
     if (g === undefined) groups.set(key, (g = []));
     g.push(log);
   }
-  const jobs: JobSpec[] = [];
   for (const group of groups.values()) {
     for (let i = 0; i < group.length; i += maxBatch) {
       const chunk = group.slice(i, i + maxBatch);

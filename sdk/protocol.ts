@@ -41,6 +41,8 @@ export interface Request {
   fee: bigint;
   inputHash: Hex;
   inputIsRef: boolean;
+  /** How many distinct nodes answer: 1, or 2..7 for a result decided by their agreement. */
+  redundancy: number;
 }
 
 export interface Fulfillment {

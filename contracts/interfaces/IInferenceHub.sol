@@ -41,6 +41,16 @@ struct Request {
     uint256 fee; // escrowed wei
     bytes32 inputHash; // sha256 of the input bytes (inline or stored off chain)
     bool inputIsRef; // true: the input bytes live off chain, at the URI the request event carries
+    uint8 redundancy; // how many distinct nodes answer: 1, or up to MAX_REDUNDANCY for agreement
+}
+
+/// @notice Where a redundant request's answers stand. `agreedKey` is zero until more than half
+/// of `redundancy` nodes gave the same answer (`answerKey(status, outputHash)`).
+struct Agreement {
+    bytes32 requestHash; // keccak256(abi.encode(request)), kept for answers after agreement
+    bytes32 agreedKey;
+    uint8 answers;
+    uint8 agreeing; // answers equal to agreedKey so far (late ones included)
 }
 
 /// @notice A recorded successful answer; hashed together with the request's commitment.
@@ -92,6 +102,16 @@ interface IInferenceHub {
         RequestState reason
     );
     event RequestReleased(uint256 indexed requestId, uint256 fee);
+    /// @notice One node's answer to a redundant request (the agreed one is also InferenceFulfilled).
+    event AnswerSubmitted(
+        uint256 indexed requestId,
+        address indexed node,
+        ResultStatus status,
+        bytes32 outputHash,
+        uint8 answers
+    );
+    /// @notice All `answers` of a redundant request are in and no answer won a majority: refunded.
+    event NoAgreement(uint256 indexed requestId, uint8 answers);
     event ResultChallenged(uint256 indexed requestId, address indexed node);
     event ChallengeCleared(uint256 indexed requestId);
     /// @notice A dispute found the result wrong. The consumer got `rawInferenceOverturned` when it
@@ -124,6 +144,9 @@ interface IInferenceHub {
     error Hub__OnlySettlement(address caller);
     error Hub__InvalidParams();
     error Hub__TransferFailed(address to, uint256 amount);
+    error Hub__InvalidRedundancy(uint8 redundancy, uint8 maxRedundancy);
+    error Hub__AlreadyAnswered(uint256 requestId, address node);
+    error Hub__AnswersComplete(uint256 requestId);
 
     /// @notice Ask `modelId` to run on `input` (abi.encode(Tensor[])). Pays `msg.value` as the fee.
     /// A contract sets `callbackGasLimit` > 0 to receive `rawFulfillInference`; 0 means no callback.
@@ -131,6 +154,17 @@ interface IInferenceHub {
         bytes32 modelId,
         bytes calldata input,
         uint32 callbackGasLimit
+    ) external payable returns (uint256 requestId);
+
+    /// @notice As `requestInference`, answered by `redundancy` distinct nodes (2..MAX_REDUNDANCY),
+    /// paying the model's fee once per node. The first answer held by more than half of them is
+    /// the result (one callback); the others' answers are still taken until all are in or the
+    /// deadline passes. Nodes that agree share the fee; nodes that disagree can be slashed.
+    function requestInferenceRedundant(
+        bytes32 modelId,
+        bytes calldata input,
+        uint32 callbackGasLimit,
+        uint8 redundancy
     ) external payable returns (uint256 requestId);
 
     /// @notice As `requestInference`, for an input stored off chain: its sha256 and where to fetch it.
@@ -175,6 +209,10 @@ interface IInferenceHub {
     ) external;
 
     function requestState(uint256 requestId) external view returns (RequestState);
+    /// @notice A node's answer to a redundant request: `answerKey(status, outputHash)`, or zero.
+    function answerOf(uint256 requestId, address node) external view returns (bytes32);
+    function agreementOf(uint256 requestId) external view returns (Agreement memory);
+    function answerKey(ResultStatus status, bytes32 outputHash) external pure returns (bytes32);
     function commitmentOf(uint256 requestId) external view returns (bytes32);
     function requestCount() external view returns (uint256);
     function params() external view returns (HubParams memory);

@@ -86,6 +86,16 @@ interface ISettlement {
         uint256 votersPaid,
         uint256 treasuryPaid
     );
+    /// @notice A redundant request's fee was split among the nodes that agreed.
+    event SettledRedundant(
+        uint256 indexed requestId,
+        address[] nodes,
+        uint256 eachNodeAmount,
+        uint256 ownerAmount,
+        uint256 protocolAmount
+    );
+    /// @notice A node whose answer to a redundant request differed from the agreed one was slashed.
+    event DissenterSlashed(uint256 indexed requestId, address indexed node, uint256 slashed);
     /// @notice A committee member that did not vote lost `amount` of stake.
     event VoterPenalized(uint256 indexed disputeId, address indexed voter, uint256 amount);
 
@@ -114,6 +124,11 @@ interface ISettlement {
     error Settlement__WrongSubject(uint256 disputeId);
     error Settlement__NotChallenged(uint256 requestId);
     error Settlement__NoEligibleVerifiers(uint256 disputeId);
+    error Settlement__RedundantRequest(uint256 requestId);
+    error Settlement__NotRedundant(uint256 requestId);
+    error Settlement__NotAgreeingNodes(uint256 requestId);
+    error Settlement__NoAgreement(uint256 requestId);
+    error Settlement__NotDissenter(uint256 requestId, address node);
 
     /// @notice Pay out a result whose challenge window has passed. Anyone may call.
     function finalize(Request calldata request, Fulfillment calldata fulfillment) external;
@@ -123,6 +138,18 @@ interface ISettlement {
         Request[] calldata requests,
         Fulfillment[] calldata fulfillments
     ) external returns (uint256 settled);
+
+    /// @notice Pay out a redundant request whose challenge window has passed: the node share is
+    /// split equally among `nodes`, which must be exactly the nodes whose answer was the agreed one.
+    function finalizeRedundant(
+        Request calldata request,
+        Fulfillment calldata fulfillment,
+        address[] calldata nodes
+    ) external;
+
+    /// @notice Slash a node whose answer to a redundant request differed from the agreed answer.
+    /// Anyone may call, once per node and request; the stake goes to the treasury.
+    function slashDissenter(uint256 requestId, address node) external returns (uint256 slashed);
 
     /// @notice Hub hook: credit a refunded fee to its requester.
     function creditRefund(uint256 requestId, address requester) external payable;

@@ -78,6 +78,7 @@ describe("InferenceHub", () => {
         fee: MODEL_FEE,
         inputHash: sha256(SAMPLE_INPUT),
         inputIsRef: false,
+        redundancy: 1n,
       });
       await expect(tx)
         .to.emit(f.hub, "InferenceRequested")

@@ -66,6 +66,7 @@ export interface RequestStruct {
   fee: bigint;
   inputHash: string;
   inputIsRef: boolean;
+  redundancy: bigint;
 }
 
 export interface FulfillmentStruct {
@@ -141,6 +142,7 @@ export async function requestFromTx(
         fee: r.fee,
         inputHash: r.inputHash,
         inputIsRef: r.inputIsRef,
+        redundancy: r.redundancy,
       };
     }
   }

@@ -614,7 +614,7 @@ interface SystemCtx {
 }
 
 const TERMINAL: readonly number[] = [STATE.Failed, STATE.Refunded, STATE.Finalized];
-const REQUEST_TUPLE = "tuple(uint256,bytes32,address,uint32,uint64,uint256,bytes32,bool)";
+const REQUEST_TUPLE = "tuple(uint256,bytes32,address,uint32,uint64,uint256,bytes32,bool,uint8)";
 
 function requestTuple(r: RequestStruct): unknown[] {
   return [
@@ -626,6 +626,7 @@ function requestTuple(r: RequestStruct): unknown[] {
     r.fee,
     r.inputHash,
     r.inputIsRef,
+    r.redundancy,
   ];
 }
 
@@ -1029,6 +1030,7 @@ async function execSystem(ctx: SystemCtx, cmd: SysCmd): Promise<boolean> {
         fee: cmd.fee,
         inputHash: sha256(input),
         inputIsRef: false,
+        redundancy: 1n,
       };
       await transact(ctx, () => sendRequest(payer, cmd.viaConsumer, input, gas, cmd.fee), {
         events: [

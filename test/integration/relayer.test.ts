@@ -296,6 +296,7 @@ describe("relayer on a Hardhat node and Redis", { timeout: 120_000 }, () => {
       deadline: req.request.deadline.toString(),
       inputHash: req.request.inputHash,
       inputIsRef: false,
+      redundancy: 1,
       requestTx: req.txHash,
       requestBlock: req.blockNumber.toString(),
     });

@@ -54,6 +54,7 @@ function requestedLog(requestId: bigint, inputIsRef = false): RequestedLog {
       fee: 10n ** 15n,
       inputHash: `0x${"11".repeat(32)}`,
       inputIsRef,
+      redundancy: 1,
     },
     input: inputIsRef ? stringToHex("http://store.test/inputs/abc") : "0x1234",
     blockNumber: 7n,
@@ -303,6 +304,7 @@ describe("relayer API", () => {
         deadline: "1900000000",
         inputHash: `0x${"11".repeat(32)}`,
         inputIsRef: false,
+        redundancy: 1,
         requestTx: tx(7),
         requestBlock: "7",
       });

@@ -7,6 +7,7 @@ import {
   applyEvent,
   chunks,
   dueActions,
+  splitAnswers,
   keeperCheckpointKey,
   type KeeperChain,
   type KeeperEvent,
@@ -27,6 +28,7 @@ function request(id: bigint, deadline: bigint): Request {
     fee: 1000n,
     inputHash: `0x${"22".repeat(32)}`,
     inputIsRef: false,
+    redundancy: 1,
   };
 }
 
@@ -237,11 +239,59 @@ function fakeChain(events: KeeperEvent[], now: bigint) {
       sent.push(`refund ${r.requestId}`);
       return "0x02";
     },
+    async finalizeRedundant(r) {
+      if (states.get(r.requestId) !== 2) throw wrongState(r.requestId);
+      states.set(r.requestId, 5);
+      sent.push(`finalizeRedundant ${r.requestId}`);
+      return "0x03";
+    },
   };
   return { chain, states, sent, failures };
 }
 
 const silent = { info() {}, warn() {}, error() {}, debug() {} };
+
+describe("redundant requests", () => {
+  test("answerers split into the agreeing (paid) and the dissenting (slashed)", () => {
+    const a = "0x00000000000000000000000000000000000000a1" as Address;
+    const b = "0x00000000000000000000000000000000000000a2" as Address;
+    const c = "0x00000000000000000000000000000000000000a3" as Address;
+    const other = `0x${"cd".repeat(32)}` as Hex;
+    assert.deepEqual(
+      splitAnswers(
+        [
+          { node: a, key: KEY },
+          { node: b, key: other },
+          { node: c, key: KEY },
+        ],
+        KEY,
+      ),
+      { agreeing: [a, c], dissenting: [b] },
+    );
+  });
+
+  test("the keeper settles a redundant request on its own, never in a finalizeBatch", async () => {
+    const r = { ...request(7n, 5000n), redundancy: 3 };
+    const events: KeeperEvent[] = [
+      { kind: "requested", request: r },
+      { kind: "fulfilled", requestId: 7n, status: 0, fulfillment: fulfillment(100n) },
+      { kind: "requested", request: request(8n, 5000n) },
+      { kind: "fulfilled", requestId: 8n, status: 0, fulfillment: fulfillment(100n) },
+    ];
+    const fake = fakeChain(events, 1000n);
+    const k = new Keeper({
+      chain: fake.chain,
+      startBlock: 0n,
+      confirmations: 0,
+      logChunkBlocks: 100,
+      intervalMs: 10,
+      logger: silent,
+    });
+    await k.tick();
+    assert.deepEqual(fake.sent.sort(), ["finalize 8", "finalizeRedundant 7"]);
+    assert.equal(k.stats().finalized, 2);
+  });
+});
 
 describe("Keeper against a fake chain", () => {
   const requested = (id: bigint, deadline: bigint): KeeperEvent => ({

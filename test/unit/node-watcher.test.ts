@@ -31,6 +31,7 @@ function requested(requestId: bigint, blockNumber: bigint, logIndex = 0, modelId
       fee: 10n ** 15n,
       inputHash: `0x${"11".repeat(32)}`,
       inputIsRef: false,
+      redundancy: 1,
     },
     input: "0x1234",
     blockNumber,

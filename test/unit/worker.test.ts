@@ -164,6 +164,7 @@ function request(id: bigint, input: Hex): Request {
     fee: 1n,
     inputHash: sha256(input),
     inputIsRef: false,
+    redundancy: 1,
   };
 }
 
