@@ -33,7 +33,11 @@ const B: BatchLeaf = { requestId: 2n, inputHash: h(0xb1), outputHash: h(0xb2) };
 
 test("a leaf is keccak256(keccak256(abi.encode(requestId, inputHash, outputHash)))", () => {
   assert.equal(batchLeaf(A), hex(handLeaf(A)));
-  const big: BatchLeaf = { requestId: (1n << 256n) - 1n, inputHash: h(0), outputHash: `0x${"ff".repeat(32)}` };
+  const big: BatchLeaf = {
+    requestId: (1n << 256n) - 1n,
+    inputHash: h(0),
+    outputHash: `0x${"ff".repeat(32)}`,
+  };
   assert.equal(batchLeaf(big), hex(handLeaf(big)));
 });
 
@@ -122,6 +126,7 @@ test("bad batches are refused with typed errors", () => {
   assert.throws(() => batchLeaf({ ...A, requestId: 1n << 256n }), InvalidBatchError);
   assert.throws(
     () => proofFor(buildBatchTree([A, B]), 3n),
-    (e: unknown) => e instanceof BatchLeafNotFoundError && e.code === "BATCH_LEAF_NOT_FOUND" && e.requestId === 3n,
+    (e: unknown) =>
+      e instanceof BatchLeafNotFoundError && e.code === "BATCH_LEAF_NOT_FOUND" && e.requestId === 3n,
   );
 });
