@@ -17,6 +17,7 @@ export const ABI_SOURCES = [
   ["contracts/ModelRegistry.sol/ModelRegistry.json", "modelRegistryAbi"],
   ["contracts/NodeRegistry.sol/NodeRegistry.json", "nodeRegistryAbi"],
   ["contracts/Settlement.sol/Settlement.json", "settlementAbi"],
+  ["contracts/DataFeeds.sol/DataFeeds.json", "dataFeedsAbi"],
   ["contracts/consumer/ClassifierConsumer.sol/ClassifierConsumer.json", "classifierConsumerAbi"],
 ] as const;
 
