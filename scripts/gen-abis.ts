@@ -19,6 +19,7 @@ export const ABI_SOURCES = [
   ["contracts/Settlement.sol/Settlement.json", "settlementAbi"],
   ["contracts/DataFeeds.sol/DataFeeds.json", "dataFeedsAbi"],
   ["contracts/consumer/ClassifierConsumer.sol/ClassifierConsumer.json", "classifierConsumerAbi"],
+  ["contracts/consumer/FeedTrendConsumer.sol/FeedTrendConsumer.json", "feedTrendConsumerAbi"],
 ] as const;
 
 export function renderAbis(artifactsDir = path.join(ROOT, "artifacts")): string {

@@ -1,12 +1,28 @@
+import path from "node:path";
 import { expect } from "chai";
 import fc from "fast-check";
 import { ethers } from "hardhat";
 import { loadFixture, setBalance, time } from "@nomicfoundation/hardhat-network-helpers";
 import { ZeroAddress, ZeroHash, Wallet, id, keccak256, toUtf8Bytes, type Signer } from "ethers";
+import { anyUint } from "@nomicfoundation/hardhat-chai-matchers/withArgs";
+import * as ort from "onnxruntime-node";
 import { DEVNET_PARAMS } from "../../deploy/config";
+import { SESSION_OPTIONS, localSession, prepareInputs, runOne } from "../../inference-worker/inference";
+import manifest from "../../models/manifest.json";
+import { referenceTrend } from "../../models/trend";
 import { FIXED_ADDRESSES } from "../../sdk/addresses";
-import type { DataFeeds } from "../../typechain-types";
-import { ROLE, deployFixture, type Fixture } from "./helpers";
+import { decodeTensors, decodeWire } from "../../sdk/tensor";
+import type { DataFeeds, FeedTrendConsumer } from "../../typechain-types";
+import {
+  CALLBACK,
+  ROLE,
+  STATUS,
+  deployFixture,
+  encodeTensors,
+  floatTensor,
+  requestFromTx,
+  type Fixture,
+} from "./helpers";
 
 const ETH_USD = id("ETH/USD");
 const DECIMALS = 8;
@@ -622,5 +638,173 @@ describe("DataFeeds", function () {
     }
     expect((await f.feeds.latestRound(feedId))[0]).to.equal(1n);
     expect(gasUsed < 1_000_000n).to.equal(true, `the answering report used ${gasUsed} gas`);
+  });
+
+  describe("FeedTrendConsumer (example dApp)", function () {
+    const trendModel = manifest.models.find((m) => m.name === "feed-trend")!;
+    const TREND_MODEL_ID = trendModel.sha256;
+    const TREND_FEE = BigInt(trendModel.fee);
+    const DIRECTION = { Up: 0n, Flat: 1n, Down: 2n } as const;
+    const RISING = [2000, 2003.5, 2004, 2010.25, 2012, 2015, 2019, 2020.5];
+
+    interface TrendFixture extends FeedFixture {
+      app: FeedTrendConsumer;
+    }
+
+    /** ETH/USD answered by one reporter (quorum 1), the feed-trend model registered, the app deployed. */
+    async function trendFixture(): Promise<TrendFixture> {
+      const f = await loadFixture(feedFixture);
+      await f.feeds.setFeedParams(ETH_USD, [1, MAX_STALENESS, MAX_DEVIATION_BPS]);
+      const schema = {
+        inputs: trendModel.schema.inputs,
+        outputs: trendModel.schema.outputs,
+      };
+      await f.models
+        .connect(f.modelOwner)
+        .registerModel(TREND_MODEL_ID, "gradnet://models/" + TREND_MODEL_ID, schema, 6, TREND_FEE, 1000);
+      const factory = await ethers.getContractFactory("FeedTrendConsumer", f.owner);
+      const app = await factory.deploy(
+        f.addresses.inferenceHub,
+        f.addresses.dataFeeds,
+        ETH_USD,
+        TREND_MODEL_ID,
+      );
+      return { ...f, app };
+    }
+
+    async function answerRounds(f: FeedFixture, prices: readonly number[]): Promise<void> {
+      const first = (await f.feeds.latestRound(ETH_USD))[0] + 1n;
+      for (const [i, p] of prices.entries())
+        await f.feeds.connect(f.reporters[0]!).report(ETH_USD, first + BigInt(i), usd(p));
+    }
+
+    /** The request's inline input, from its InferenceRequested event. */
+    async function inputOf(f: Fixture, tx: { wait(): Promise<unknown> }): Promise<string> {
+      const receipt = (await tx.wait()) as { logs: { topics: readonly string[]; data: string }[] };
+      for (const log of receipt.logs) {
+        const parsed = f.hub.interface.parseLog(log);
+        if (parsed?.name === "InferenceRequested") return parsed.args.input as string;
+      }
+      throw new Error("no InferenceRequested event");
+    }
+
+    it("sends the feed's last 8 values to the model and records the trend onnxruntime computes", async function () {
+      const f = await loadFixture(trendFixture);
+      await answerRounds(f, RISING.slice(0, 5));
+      await expect(f.app.connect(f.user).requestTrend({ value: TREND_FEE }))
+        .to.be.revertedWithCustomError(f.app, "FeedTrend__NotEnoughHistory")
+        .withArgs(ETH_USD, 5, 8);
+      await answerRounds(f, RISING.slice(5));
+
+      const tx = await f.app.connect(f.user).requestTrend({ value: TREND_FEE });
+      const req = await requestFromTx(f, tx);
+      await expect(tx)
+        .to.emit(f.app, "TrendRequested")
+        .withArgs(req.requestId, await f.user.getAddress(), 8);
+      expect(req.modelId).to.equal(TREND_MODEL_ID);
+      expect(req.callbackGasLimit).to.equal(await f.app.CALLBACK_GAS_LIMIT());
+
+      // The input is the canonical tensor of the feed's values, fixed-point with its decimals.
+      const input = await inputOf(f, tx);
+      const [prices] = decodeWire(input as `0x${string}`);
+      expect(prices!.name).to.equal("prices");
+      expect(prices!.dtype).to.equal(1);
+      expect(prices!.decimals).to.equal(DECIMALS);
+      expect(prices!.shape).to.deep.equal([1, 8]);
+      expect(prices!.values).to.deep.equal(RISING.map(usd));
+
+      // Run the real model on that input, as a worker does, and answer with its output.
+      const session = await ort.InferenceSession.create(
+        path.join(__dirname, "..", "..", "models", trendModel.file),
+        SESSION_OPTIONS,
+      );
+      const spec = { modelId: TREND_MODEL_ID as `0x${string}`, decimals: 6, ...trendModel.schema };
+      const { output, outputHash } = await runOne(
+        localSession(session),
+        spec,
+        prepareInputs(spec, decodeWire(input as `0x${string}`)),
+      );
+      await session.release();
+      const outputs = decodeTensors(output);
+      const trend = Number((outputs.find((t) => t.name === "trend")!.data as number[])[0]);
+      expect(trend).to.be.closeTo(referenceTrend(RISING).trend, 1e-3);
+
+      const fulfil = f.hub.connect(f.node1).fulfill(req, STATUS.Success, output, outputHash);
+      await expect(fulfil).to.emit(f.hub, "InferenceFulfilled");
+      const r = await f.app.reading(req.requestId);
+      expect(r.answered).to.equal(true);
+      expect(r.status).to.equal(BigInt(STATUS.Success));
+      expect(r.direction).to.equal(DIRECTION.Up);
+      expect(r.roundId).to.equal(8n);
+      expect(r.outputHash).to.equal(outputHash);
+      expect(Number(r.trend) / 1e6).to.be.closeTo(trend, 1e-6);
+      expect(r.confidence > 900_000n).to.equal(true);
+      await expect(fulfil)
+        .to.emit(f.app, "TrendAnswered")
+        .withArgs(req.requestId, 8, STATUS.Success, DIRECTION.Up, r.trend, r.confidence);
+      const [latestId, latest] = await f.app.latestTrend();
+      expect(latestId).to.equal(req.requestId);
+      expect(latest.direction).to.equal(DIRECTION.Up);
+    });
+
+    it("finds the outputs by name, and a malformed answer does not land", async function () {
+      const f = await loadFixture(trendFixture);
+      await answerRounds(f, RISING);
+      const req = await requestFromTx(f, await f.app.connect(f.user).requestTrend({ value: TREND_FEE }));
+      const down = encodeTensors([
+        floatTensor("direction", [10_000n, 20_000n, 970_000n]),
+        floatTensor("trend", [-12_500_000n], 6, [1, 1]),
+      ]);
+      await expect(f.hub.connect(f.node1).fulfill(req, STATUS.Success, down, keccak256(down)))
+        .to.emit(f.app, "TrendAnswered")
+        .withArgs(req.requestId, 8, STATUS.Success, DIRECTION.Down, -12_500_000n, 970_000n);
+
+      const req2 = await requestFromTx(f, await f.app.connect(f.user).requestTrend({ value: TREND_FEE }));
+      const noTrend = encodeTensors([floatTensor("direction", [1n, 2n, 3n])]);
+      await expect(f.hub.connect(f.node1).fulfill(req2, STATUS.Success, noTrend, keccak256(noTrend)))
+        .to.emit(f.hub, "InferenceFulfilled")
+        .withArgs(
+          req2.requestId,
+          await f.node1.getAddress(),
+          STATUS.Success,
+          keccak256(noTrend),
+          anyUint,
+          CALLBACK.Reverted,
+          noTrend,
+        );
+      expect((await f.app.reading(req2.requestId)).answered).to.equal(false);
+      // The latest reading is still the good one.
+      expect((await f.app.latestTrend())[0]).to.equal(req.requestId);
+    });
+
+    it("refuses to ask about a stale feed, records error answers, and only its owner takes refunds", async function () {
+      const f = await loadFixture(trendFixture);
+      await expect(f.app.connect(f.user).requestTrend({ value: TREND_FEE }))
+        .to.be.revertedWithCustomError(f.feeds, "DataFeeds__NoData")
+        .withArgs(ETH_USD);
+      await answerRounds(f, RISING);
+      const updatedAt = (await f.feeds.latestRound(ETH_USD))[3];
+      await time.increase(MAX_STALENESS + 1);
+      await expect(f.app.connect(f.user).requestTrend({ value: TREND_FEE }))
+        .to.be.revertedWithCustomError(f.feeds, "DataFeeds__Stale")
+        .withArgs(ETH_USD, updatedAt, MAX_STALENESS);
+      await answerRounds(f, [2021]);
+
+      const req = await requestFromTx(f, await f.app.connect(f.user).requestTrend({ value: TREND_FEE }));
+      const reason = toUtf8Bytes("model failed");
+      await expect(f.hub.connect(f.node1).fulfill(req, STATUS.ModelFailed, reason, keccak256(reason)))
+        .to.emit(f.app, "TrendAnswered")
+        .withArgs(req.requestId, 9, STATUS.ModelFailed, DIRECTION.Flat, 0, 0);
+      const r = await f.app.reading(req.requestId);
+      expect([r.answered, r.status]).to.deep.equal([true, BigInt(STATUS.ModelFailed)]);
+      expect((await f.app.latestTrend())[0]).to.equal(0n);
+      await expect(f.app.connect(f.user).withdrawRefunds(f.addresses.settlement))
+        .to.be.revertedWithCustomError(f.app, "FeedTrend__OnlyOwner")
+        .withArgs(await f.user.getAddress());
+      await expect(f.app.connect(f.owner).withdrawRefunds(f.addresses.settlement)).to.changeEtherBalances(
+        [f.settlement, f.owner],
+        [-TREND_FEE, TREND_FEE],
+      );
+    });
   });
 });
