@@ -30,6 +30,11 @@ const MAX_STALENESS = 3600;
 const MAX_DEVIATION_BPS = 500; // 5%
 const MAX_REPORTERS = 16;
 const HISTORY_SIZE = 32;
+const params = (quorum: number, maxStaleness: number, maxDeviationBps: number) => ({
+  quorum,
+  maxStaleness,
+  maxDeviationBps,
+});
 const usd = (x: number) => BigInt(Math.round(x * 100)) * 10n ** BigInt(DECIMALS - 2);
 
 /** 16 funded accounts staked as DATA nodes, derived from fixed keys. */
@@ -163,7 +168,7 @@ describe("DataFeeds", function () {
       )
         .to.be.revertedWithCustomError(f.feeds, "OwnableUnauthorizedAccount")
         .withArgs(await stranger.getAddress());
-      await expect(f.feeds.connect(stranger).setFeedParams(ETH_USD, [1, 60, 100]))
+      await expect(f.feeds.connect(stranger).setFeedParams(ETH_USD, params(1, 60, 100)))
         .to.be.revertedWithCustomError(f.feeds, "OwnableUnauthorizedAccount")
         .withArgs(await stranger.getAddress());
       await expect(f.feeds.connect(stranger).addReporter(ETH_USD, f.reporters[5]!.address))
@@ -393,7 +398,7 @@ describe("DataFeeds", function () {
 
     it("keeps the last 32 answers for recentValues, oldest first", async function () {
       const f = await loadFixture(feedFixture);
-      await f.feeds.setFeedParams(ETH_USD, [1, MAX_STALENESS, MAX_DEVIATION_BPS]);
+      await f.feeds.setFeedParams(ETH_USD, params(1, MAX_STALENESS, MAX_DEVIATION_BPS));
       const a = f.reporters[0]!;
       expect(await f.feeds.recentValues(ETH_USD, 8)).to.deep.equal([]);
       for (let r = 1; r <= 35; r++) await f.feeds.connect(a).report(ETH_USD, r, BigInt(r * 10));
@@ -415,7 +420,7 @@ describe("DataFeeds", function () {
 
     it("reads an open round with a report as open, and a short history as it is", async function () {
       const f = await loadFixture(feedFixture);
-      await f.feeds.setFeedParams(ETH_USD, [1, MAX_STALENESS, MAX_DEVIATION_BPS]);
+      await f.feeds.setFeedParams(ETH_USD, params(1, MAX_STALENESS, MAX_DEVIATION_BPS));
       await f.feeds.connect(f.reporters[0]!).report(ETH_USD, 1, 7n);
       await f.feeds.connect(f.reporters[0]!).report(ETH_USD, 2, 9n);
       expect(await f.feeds.recentValues(ETH_USD, 8)).to.deep.equal([7n, 9n]);
@@ -517,19 +522,19 @@ describe("DataFeeds", function () {
       await expect(f.feeds.removeReporter(ETH_USD, f.reporters[0]!.address))
         .to.be.revertedWithCustomError(f.feeds, "DataFeeds__InvalidQuorum")
         .withArgs(ETH_USD, 3, 2);
-      await expect(f.feeds.setFeedParams(ETH_USD, [4, MAX_STALENESS, MAX_DEVIATION_BPS]))
+      await expect(f.feeds.setFeedParams(ETH_USD, params(4, MAX_STALENESS, MAX_DEVIATION_BPS)))
         .to.be.revertedWithCustomError(f.feeds, "DataFeeds__InvalidQuorum")
         .withArgs(ETH_USD, 4, 3);
-      await expect(f.feeds.setFeedParams(ETH_USD, [2, 0, MAX_DEVIATION_BPS]))
+      await expect(f.feeds.setFeedParams(ETH_USD, params(2, 0, MAX_DEVIATION_BPS)))
         .to.be.revertedWithCustomError(f.feeds, "DataFeeds__ZeroMaxStaleness")
         .withArgs(ETH_USD);
-      await expect(f.feeds.setFeedParams(ETH_USD, [2, 60, 0]))
+      await expect(f.feeds.setFeedParams(ETH_USD, params(2, 60, 0)))
         .to.be.revertedWithCustomError(f.feeds, "DataFeeds__ZeroMaxDeviation")
         .withArgs(ETH_USD);
-      await expect(f.feeds.setFeedParams(id("nope"), [1, 60, 100]))
+      await expect(f.feeds.setFeedParams(id("nope"), params(1, 60, 100)))
         .to.be.revertedWithCustomError(f.feeds, "DataFeeds__UnknownFeed")
         .withArgs(id("nope"));
-      await expect(f.feeds.setFeedParams(ETH_USD, [2, 60, 100]))
+      await expect(f.feeds.setFeedParams(ETH_USD, params(2, 60, 100)))
         .to.emit(f.feeds, "FeedParamsChanged")
         .withArgs(ETH_USD, [2, 60, 100]);
     });
@@ -654,7 +659,7 @@ describe("DataFeeds", function () {
     /** ETH/USD answered by one reporter (quorum 1), the feed-trend model registered, the app deployed. */
     async function trendFixture(): Promise<TrendFixture> {
       const f = await loadFixture(feedFixture);
-      await f.feeds.setFeedParams(ETH_USD, [1, MAX_STALENESS, MAX_DEVIATION_BPS]);
+      await f.feeds.setFeedParams(ETH_USD, params(1, MAX_STALENESS, MAX_DEVIATION_BPS));
       const schema = {
         inputs: trendModel.schema.inputs,
         outputs: trendModel.schema.outputs,
