@@ -625,7 +625,7 @@ export async function startDataNode(
         chain,
         fetchTimeoutMs: config.fetchTimeoutMs,
         maxBackoffMs: config.maxBackoffMs,
-        logger: logger.child({ component: "datanode", feed: source.name }),
+        logger: logger.child({ component: "datanode" }),
         metrics,
       }),
     );

@@ -124,7 +124,9 @@ describe("data nodes on a Hardhat node", { timeout: 180_000 }, () => {
       "reporterStats",
       [ETH_USD, reporter],
     );
-  const events = (eventName: "ReportSubmitted" | "RoundAnswered" | "ReportDeviated" | "ReportMissed") =>
+  const events = <N extends "ReportSubmitted" | "RoundAnswered" | "ReportDeviated" | "ReportMissed">(
+    eventName: N,
+  ) =>
     publicClient.getContractEvents({
       address: FIXED_ADDRESSES.dataFeeds,
       abi: dataFeedsAbi,
