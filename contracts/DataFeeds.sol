@@ -77,12 +77,15 @@ contract DataFeeds is IDataFeeds, SystemContract {
     }
 
     /// @inheritdoc IDataFeeds
-    /// @dev A lower quorum that an open round already meets answers it with its next report.
+    /// @dev A quorum that the open round already meets answers it at once: its reporters
+    /// cannot report again, so it could otherwise wait forever.
     function setFeedParams(bytes32 feedId, FeedParams calldata params) external onlyOwner {
         FeedState storage f = _feed(feedId);
         _checkParams(feedId, params, f.reporterCount);
         _storeParams(f, params);
         emit FeedParamsChanged(feedId, params);
+        RoundState memory open = f.open;
+        if (open.roundId == f.latestRoundId + 1 && open.reports >= params.quorum) _answer(feedId, f, open);
     }
 
     /// @inheritdoc IDataFeeds

@@ -152,7 +152,8 @@ interface IDataFeeds {
         address[] calldata reporters
     ) external;
 
-    /// @notice Governance: change a feed's quorum, staleness limit and deviation threshold.
+    /// @notice Governance: change a feed's quorum, staleness limit and deviation threshold. A
+    /// quorum that the open round already meets answers it at once.
     function setFeedParams(bytes32 feedId, FeedParams calldata params) external;
 
     /// @notice Governance: list a reporter. It takes the lowest free slot and may report from

@@ -539,6 +539,27 @@ describe("DataFeeds", function () {
         .withArgs(ETH_USD, [2, 60, 100]);
     });
 
+    it("a quorum lowered to what the open round has answers it at once", async function () {
+      const f = await loadFixture(feedFixture);
+      const [a, b] = f.reporters as [Wallet, Wallet];
+      await f.feeds.connect(a).report(ETH_USD, 1, usd(2000));
+      await f.feeds.connect(b).report(ETH_USD, 1, usd(2004));
+      // The third reporter is gone; a and b cannot report again in round 1.
+      const tx = f.feeds.setFeedParams(ETH_USD, params(2, MAX_STALENESS, MAX_DEVIATION_BPS));
+      await expect(tx).to.emit(f.feeds, "FeedParamsChanged");
+      await expect(tx)
+        .to.emit(f.feeds, "RoundAnswered")
+        .withArgs(ETH_USD, 1, usd(2002), BigInt(await time.latest()));
+      expect(await f.feeds.latestValue(ETH_USD)).to.equal(usd(2002));
+      // A quorum the open round does not meet changes nothing else.
+      await f.feeds.connect(a).report(ETH_USD, 2, usd(2010));
+      await expect(f.feeds.setFeedParams(ETH_USD, params(3, MAX_STALENESS, MAX_DEVIATION_BPS))).to.not.emit(
+        f.feeds,
+        "RoundAnswered",
+      );
+      expect((await f.feeds.getRound(ETH_USD, 2)).reports).to.equal(1);
+    });
+
     it("refuses more than 16 reporters, and reads of unknown feeds", async function () {
       const f = await loadFixture(feedFixture);
       for (const w of f.reporters.slice(3)) await f.feeds.addReporter(ETH_USD, w.address);
