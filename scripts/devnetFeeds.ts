@@ -246,7 +246,8 @@ export function feedsSummary(info: DevnetFeedsInfo): string[] {
     "",
     "  data nodes",
     ...info.dataNodes.map(
-      (d, i) => `    datanode-${i + 1}     ${d.address}  metrics ${d.metricsUrl ?? "(none)"}/metrics`,
+      (d, i) =>
+        `    datanode-${i + 1}     ${d.address}` + (d.metricsUrl ? `  metrics ${d.metricsUrl}/metrics` : ""),
     ),
     "",
     `  feed dApp     FeedTrendConsumer at ${info.trendConsumer} (feed-trend model over the last 8 ETH/USD values)`,
