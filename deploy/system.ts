@@ -2,7 +2,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { getCreateAddress, type Signer } from "ethers";
 import type { HardhatRuntimeEnvironment } from "hardhat/types";
-import type { InferenceHub, ModelRegistry, NodeRegistry, Settlement } from "../typechain-types";
+import type { DataFeeds, InferenceHub, ModelRegistry, NodeRegistry, Settlement } from "../typechain-types";
 import { DEVNET_PARAMS, FIXED_ADDRESSES, type ContractName, type SystemParams } from "./config";
 
 export type Addresses = Record<ContractName, string>;
@@ -13,6 +13,7 @@ export interface DeployedSystem {
   models: ModelRegistry;
   nodes: NodeRegistry;
   settlement: Settlement;
+  dataFeeds: DataFeeds;
 }
 
 export interface DeployOptions {
@@ -56,7 +57,13 @@ export async function deploySystem(
   } else {
     const nonce = await ethers.provider.getTransactionCount(deployerAddress, "pending");
     const at = (i: number) => getCreateAddress({ from: deployerAddress, nonce: nonce + i });
-    target = { modelRegistry: at(0), nodeRegistry: at(1), inferenceHub: at(2), settlement: at(3) };
+    target = {
+      modelRegistry: at(0),
+      nodeRegistry: at(1),
+      inferenceHub: at(2),
+      settlement: at(3),
+      dataFeeds: at(4),
+    };
   }
 
   const factory = (name: string) => ethers.getContractFactory(name, deployer);
@@ -69,6 +76,7 @@ export async function deploySystem(
     settlement: await (
       await factory("Settlement")
     ).deploy(target.inferenceHub, target.modelRegistry, target.nodeRegistry),
+    dataFeeds: await (await factory("DataFeeds")).deploy(target.nodeRegistry),
   };
   for (const [name, contract] of Object.entries(deployed)) {
     await contract.waitForDeployment();
@@ -104,6 +112,11 @@ export async function deploySystem(
     target.settlement,
     deployer,
   )) as unknown as Settlement;
+  const dataFeeds = (await ethers.getContractAt(
+    "DataFeeds",
+    target.dataFeeds,
+    deployer,
+  )) as unknown as DataFeeds;
 
   await (await models.initialize(owner)).wait();
   await (await nodes.initialize(owner, params.stake)).wait();
@@ -118,8 +131,9 @@ export async function deploySystem(
       params.disputes,
     )
   ).wait();
+  await (await dataFeeds.initialize(owner)).wait();
 
-  return { addresses: target, hub, models, nodes, settlement };
+  return { addresses: target, hub, models, nodes, settlement, dataFeeds };
 }
 
 export interface DeploymentFile {

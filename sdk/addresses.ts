@@ -15,6 +15,7 @@ export const FIXED_ADDRESSES = {
   modelRegistry: getAddress("0x0000000000000000000000000000000000000f11"),
   nodeRegistry: getAddress("0x0000000000000000000000000000000000000f12"),
   settlement: getAddress("0x0000000000000000000000000000000000000f13"),
+  dataFeeds: getAddress("0x0000000000000000000000000000000000000f14"),
 } as const;
 
 export type ContractName = keyof typeof FIXED_ADDRESSES;
