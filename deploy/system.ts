@@ -4,6 +4,7 @@ import { getCreateAddress, type Signer } from "ethers";
 import type { HardhatRuntimeEnvironment } from "hardhat/types";
 import type {
   BatchSettlement,
+  DataFeeds,
   InferenceHub,
   ModelRegistry,
   NodeRegistry,
@@ -19,6 +20,7 @@ export interface DeployedSystem {
   models: ModelRegistry;
   nodes: NodeRegistry;
   settlement: Settlement;
+  dataFeeds: DataFeeds;
   batchSettlement: BatchSettlement;
 }
 
@@ -68,7 +70,8 @@ export async function deploySystem(
       nodeRegistry: at(1),
       inferenceHub: at(2),
       settlement: at(3),
-      batchSettlement: at(4),
+      dataFeeds: at(4),
+      batchSettlement: at(5),
     };
   }
 
@@ -82,6 +85,7 @@ export async function deploySystem(
     settlement: await (
       await factory("Settlement")
     ).deploy(target.inferenceHub, target.modelRegistry, target.nodeRegistry),
+    dataFeeds: await (await factory("DataFeeds")).deploy(target.nodeRegistry),
     batchSettlement: await (await factory("BatchSettlement")).deploy(target.nodeRegistry, target.settlement),
   };
   for (const [name, contract] of Object.entries(deployed)) {
@@ -118,6 +122,11 @@ export async function deploySystem(
     target.settlement,
     deployer,
   )) as unknown as Settlement;
+  const dataFeeds = (await ethers.getContractAt(
+    "DataFeeds",
+    target.dataFeeds,
+    deployer,
+  )) as unknown as DataFeeds;
 
   await (await models.initialize(owner)).wait();
   await (await nodes.initialize(owner, params.stake)).wait();
@@ -132,6 +141,7 @@ export async function deploySystem(
       params.disputes,
     )
   ).wait();
+  await (await dataFeeds.initialize(owner)).wait();
 
   // Batch settlement (off-chain inference paid from deposits) reads Settlement's window and fee.
   const batchSettlement = (await ethers.getContractAt(
@@ -146,7 +156,7 @@ export async function deploySystem(
     await (await settlement.setDisputeSource(target.batchSettlement, true)).wait();
   }
 
-  return { addresses: target, hub, models, nodes, settlement, batchSettlement };
+  return { addresses: target, hub, models, nodes, settlement, dataFeeds, batchSettlement };
 }
 
 export interface DeploymentFile {

@@ -1,13 +1,14 @@
 /**
  * Builds gradnet's demo ONNX models and their manifest (`npm run models`).
  *
- * Output (into models/ by default): iris-mlp.onnx, tiny-relu.onnx, manifest.json.
+ * Output (into models/ by default): iris-mlp.onnx, tiny-relu.onnx, feed-trend.onnx, manifest.json.
  * Fully deterministic: running it twice yields byte-identical files.
  */
 import { createHash } from "node:crypto";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { buildIrisModel } from "./iris";
+import { TREND_CLASSES, TREND_FLAT_BPS, TREND_WINDOW, buildTrendModel } from "./trend";
 import { type GraphSpec, type TensorSchema, mlpGraph, schemaOf, serializeModel } from "./onnx";
 
 export const MANIFEST_FILE = "manifest.json";
@@ -101,6 +102,7 @@ export function buildAll(outDir: string): BuildResult {
   const tinyBytes = serializeModel(tiny, {
     docString: "gradnet demo: fixed-shape single-layer ReLU network with seeded weights",
   });
+  const trend = buildTrendModel();
 
   const specs: { bytes: Uint8Array; graph: GraphSpec; meta: Omit<ManifestModel, "sha256" | "schema"> }[] = [
     {
@@ -130,6 +132,22 @@ export function buildAll(outDir: string): BuildResult {
         decimals: 6,
         fee: "100000000000000",
         ownerShareBps: 1000,
+      },
+    },
+    {
+      bytes: trend.bytes,
+      graph: trend.graph,
+      meta: {
+        name: "feed-trend",
+        file: "feed-trend.onnx",
+        description:
+          `Trend of a data feed's last ${TREND_WINDOW} values (oldest first), prices float[1,${TREND_WINDOW}]. ` +
+          "Outputs: trend float[1,1], the least-squares slope in basis points of the mean per round, and " +
+          `direction float[1,3], up/flat/down probabilities (flat within ${TREND_FLAT_BPS} bps per round).`,
+        decimals: 6,
+        fee: "100000000000000",
+        ownerShareBps: 1000,
+        classes: [...TREND_CLASSES],
       },
     },
   ];

@@ -48,6 +48,9 @@ const url = (protocols: readonly string[]) =>
       message: `must be a ${protocols.map((p) => p.replace(":", "://")).join(" or ")} URL`,
     });
 
+/** The field parsers above, for the other processes' schemas in node/ (node/dataConfig.ts). */
+export const envFields = { optional, withDefault, integer, url } as const;
+
 export const envSchema = z.object({
   RPC_URL: withDefault(url(["http:", "https:"]), "http://127.0.0.1:8545"),
   REDIS_URL: withDefault(url(["redis:", "rediss:"]), "redis://127.0.0.1:6379"),

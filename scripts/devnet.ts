@@ -3,7 +3,8 @@
  *
  * Starts a Hardhat JSON-RPC node, deploys the system contracts at their fixed addresses,
  * starts the relayer, uploads and registers the demo models, stakes two inference nodes,
- * deploys the example dApp, starts two workers, and prints what is running. Ctrl-C stops
+ * deploys the example dApp, starts two workers, starts the ETH/USD data feed with three data
+ * nodes and its example dApp (scripts/devnetFeeds.ts), and prints what is running. Ctrl-C stops
  * every process it started. `startDevnet()` does the same for the end-to-end tests.
  */
 import { spawn, type ChildProcess } from "node:child_process";
@@ -26,6 +27,7 @@ import { Queue } from "bullmq";
 import { Redis } from "ioredis";
 import { checkpointKey } from "../node";
 import { FIXED_ADDRESSES, Roles, modelRegistryAbi, nodeRegistryAbi } from "../sdk";
+import { feedsSummary, startDevnetFeeds, type DevnetFeedsInfo } from "./devnetFeeds";
 
 const ROOT = path.resolve(__dirname, "..");
 const MNEMONIC = "test test test test test test test test test test test junk";
@@ -40,7 +42,13 @@ export function devAccount(index: number) {
 }
 
 /** Which development account does what on the devnet. */
-export const DEVNET_ROLES = { deployer: 0, modelOwner: 1, workers: [2, 3], user: 4 } as const;
+export const DEVNET_ROLES = {
+  deployer: 0,
+  modelOwner: 1,
+  workers: [2, 3],
+  user: 4,
+  dataNodes: [10, 11, 12],
+} as const;
 
 export interface DevnetOptions {
   rpcPort?: number;
@@ -73,6 +81,8 @@ export interface DevnetInfo {
   models: ModelEntry[];
   workers: { address: Address; metricsUrl: string }[];
   classifier: Address;
+  /** The ETH/USD feed, its data nodes and the FeedTrendConsumer example dApp. */
+  dataFeeds: DevnetFeedsInfo;
   logsDir: string;
 }
 
@@ -185,8 +195,11 @@ export async function startDevnet(opts: DevnetOptions = {}): Promise<Devnet> {
   const queueName = opts.queueName ?? "gradnet-inference";
   fs.mkdirSync(logsDir, { recursive: true });
   const children: { name: string; proc: ChildProcess }[] = [];
+  /** What runs inside this process (the data nodes and their price source). */
+  const inProcess: (() => Promise<void>)[] = [];
 
   const stop = async () => {
+    for (const close of inProcess.splice(0).reverse()) await close().catch(() => undefined);
     for (const { proc } of [...children].reverse()) {
       if (proc.exitCode === null && proc.signalCode === null) proc.kill("SIGTERM");
     }
@@ -418,6 +431,22 @@ export async function startDevnet(opts: DevnetOptions = {}): Promise<Devnet> {
       workers.push({ address: devAccount(index).address, metricsUrl });
     }
 
+    // The ETH/USD feed: a local price source, three data nodes in this process, the trend dApp.
+    const trend = models.find((m) => m.name === "feed-trend");
+    if (trend === undefined) throw new Error("models/manifest.json has no feed-trend");
+    const feeds = await startDevnetFeeds({
+      rpcUrl,
+      publicClient,
+      deploymentsDir,
+      ownerKey: devAccount(DEVNET_ROLES.deployer).privateKey,
+      dataNodeKeys: DEVNET_ROLES.dataNodes.map((i) => devAccount(i).privateKey),
+      trendModelId: trend.modelId,
+      logsDir,
+      verbose: opts.verbose,
+      log,
+    });
+    inProcess.push(feeds.stop);
+
     const info: DevnetInfo = {
       chainId: hardhat.id,
       rpcUrl,
@@ -429,6 +458,7 @@ export async function startDevnet(opts: DevnetOptions = {}): Promise<Devnet> {
       models,
       workers,
       classifier,
+      dataFeeds: feeds.info,
       logsDir,
     };
     fs.writeFileSync(path.join(stateDir, "devnet.json"), JSON.stringify(info, null, 2) + "\n");
@@ -457,11 +487,14 @@ function summary(info: DevnetInfo): string {
     "  workers",
     ...info.workers.map((w, i) => `    worker-${i + 1}       ${w.address}  metrics ${w.metricsUrl}/metrics`),
     "",
+    ...feedsSummary(info.dataFeeds),
+    "",
     `  example dApp  ClassifierConsumer at ${info.classifier}`,
     `  keeper        ${devAccount(5).address} (finalises answers after the challenge window, refunds expired requests)`,
     `  logs          ${info.logsDir}`,
     "",
     "  Try it:  npm run demo       (the example dApp asks the Iris classifier; the answer comes back on chain)",
+    "           npm run demo:trend (a dApp asks the trend model about the ETH/USD feed's last 8 values)",
     "",
     "  Ctrl-C stops everything.",
   ];

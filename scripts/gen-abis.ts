@@ -17,8 +17,10 @@ export const ABI_SOURCES = [
   ["contracts/ModelRegistry.sol/ModelRegistry.json", "modelRegistryAbi"],
   ["contracts/NodeRegistry.sol/NodeRegistry.json", "nodeRegistryAbi"],
   ["contracts/Settlement.sol/Settlement.json", "settlementAbi"],
+  ["contracts/DataFeeds.sol/DataFeeds.json", "dataFeedsAbi"],
   ["contracts/BatchSettlement.sol/BatchSettlement.json", "batchSettlementAbi"],
   ["contracts/consumer/ClassifierConsumer.sol/ClassifierConsumer.json", "classifierConsumerAbi"],
+  ["contracts/consumer/FeedTrendConsumer.sol/FeedTrendConsumer.json", "feedTrendConsumerAbi"],
 ] as const;
 
 export function renderAbis(artifactsDir = path.join(ROOT, "artifacts")): string {

