@@ -7,7 +7,9 @@
  * transactions (21,000 base and calldata included), as a dApp or node pays them.
  */
 import hre from "hardhat";
-import { keccak256, toUtf8Bytes } from "ethers";
+import { keccak256, parseEther, toBeHex, toUtf8Bytes } from "ethers";
+import type { Hex } from "viem";
+import { buildBatchTree, proofFor, type BatchLeaf } from "../sdk/batch";
 import {
   deployFixture,
   encodeTensors,
@@ -24,6 +26,8 @@ import {
 } from "../test/contracts/helpers";
 
 const BATCH = 32;
+/** Results per Merkle batch (BatchSettlement.postBatch). */
+const ROOT_BATCH = 1000;
 /** Ritual Infernet's own gas snapshot for one request created and delivered. */
 const RITUAL_INFERNET_REQUEST_AND_DELIVER = 352_544;
 
@@ -140,6 +144,47 @@ async function main(): Promise<void> {
   const finalizeBatchPerResultGas = Math.round(finalizeBatchGas / BATCH);
   const withdrawGas = await gasOf(f.settlement.connect(f.node1).withdraw(await f.node1.getAddress()));
 
+  // Batch settlement of off-chain results: one postBatch commits to ROOT_BATCH results with a
+  // Merkle root and escrows their fee; one settleBatch pays it out. Steady state: the second of
+  // each (the first writes the batch counter and the node's and treasury's credits from zero).
+  const batches = f.batchSettlement;
+  const payer = f.user;
+  await batches.connect(payer).deposit({ value: parseEther("1") });
+  await batches.connect(payer).approveNode(await f.node1.getAddress(), parseEther("1"));
+  const rootFee = (MODEL_FEE * BigInt(ROOT_BATCH)) / 100n;
+  const postRoot = async (offset: number) => {
+    const leaves: BatchLeaf[] = Array.from({ length: ROOT_BATCH }, (_, i) => ({
+      requestId: BigInt(offset + i + 1),
+      inputHash: keccak256(toBeHex(offset + i, 32)) as Hex,
+      outputHash: keccak256(output(offset + i)) as Hex,
+    }));
+    const tree = buildBatchTree(leaves);
+    const gas = await gasOf(
+      batches.connect(f.node1).postBatch(payer, MODEL_ID, tree.root, ROOT_BATCH, rootFee),
+    );
+    return { gas, tree, leaves };
+  };
+  await postRoot(0);
+  const root = await postRoot(ROOT_BATCH);
+  const rootBatchId = await batches.batchCount();
+  const probe = root.leaves[ROOT_BATCH - 1]!;
+  if (
+    !(await batches.verifyLeaf(
+      rootBatchId,
+      probe.requestId,
+      probe.inputHash,
+      probe.outputHash,
+      proofFor(root.tree, probe.requestId),
+    ))
+  )
+    throw new Error("the contract rejected the SDK's proof");
+  await hre.network.provider.send("evm_increaseTime", [TEST_PARAMS.settlement.challengeWindow + 1]);
+  await batches.settleBatch(rootBatchId - 1n);
+  const batchSettleGas = await gasOf(batches.connect(f.other).settleBatch(rootBatchId));
+  const batchPostGas = root.gas;
+  const batchRootPerResultGas = Math.round(batchPostGas / ROOT_BATCH);
+  const batchSettlePerResultGas = Math.round(batchSettleGas / ROOT_BATCH);
+
   // Redundancy: three nodes answer one request, the fee is split among those that agree.
   const node3 = f.signers[11]!;
   await f.nodes.connect(node3).register(ROLE.INFERENCE, { value: TEST_PARAMS.stake.minStakeInference });
@@ -217,7 +262,12 @@ async function main(): Promise<void> {
     votesGas: voteGas,
     resolveGas,
     disputeTotalGas,
+    batchPostGas,
+    batchSettleGas,
+    batchRootPerResultGas,
+    batchSettlePerResultGas,
     batchSize: BATCH,
+    rootBatchSize: ROOT_BATCH,
     inputBytes: (SAMPLE_INPUT.length - 2) / 2,
     outputBytes: (output(1).length - 2) / 2,
     reference: { ritualInfernetRequestAndDeliver: RITUAL_INFERNET_REQUEST_AND_DELIVER },
@@ -229,6 +279,7 @@ async function main(): Promise<void> {
       ).toFixed(3),
       batchPerResultVsFulfill: +(batchPerResultGas / fulfillGas).toFixed(3),
       batchPerResultVsSingle: +(batchPerResultGas / singleFulfillGas).toFixed(3),
+      batchRootPerResultVsFulfillBatch: +(batchRootPerResultGas / batchPerResultGas).toFixed(4),
       batchWithCallbackVsFreshSlotsFulfill: +(batchWithCallbackPerResultGas / fulfillGasFreshSlots).toFixed(
         3,
       ),
@@ -266,6 +317,10 @@ async function main(): Promise<void> {
     ["three votes", voteGas, "votesGas"],
     ["resolveChallenge (slash, refund, payouts)", resolveGas, "resolveGas"],
     ["dispute: challenge + draw + votes + resolve", disputeTotalGas, "disputeTotalGas"],
+    [`postBatch, Merkle root of ${ROOT_BATCH} results`, batchPostGas, "batchPostGas"],
+    [`settleBatch of ${ROOT_BATCH} results`, batchSettleGas, "batchSettleGas"],
+    [`postBatch of ${ROOT_BATCH}, per result`, batchRootPerResultGas, "batchRootPerResultGas"],
+    [`settleBatch of ${ROOT_BATCH}, per result`, batchSettlePerResultGas, "batchSettlePerResultGas"],
   ];
   for (const [label, gas] of rows) console.log(`${label.padEnd(52)} ${String(gas).padStart(9)}`);
   console.log(JSON.stringify(result));

@@ -2,7 +2,14 @@ import fs from "node:fs";
 import path from "node:path";
 import { getCreateAddress, type Signer } from "ethers";
 import type { HardhatRuntimeEnvironment } from "hardhat/types";
-import type { DataFeeds, InferenceHub, ModelRegistry, NodeRegistry, Settlement } from "../typechain-types";
+import type {
+  BatchSettlement,
+  DataFeeds,
+  InferenceHub,
+  ModelRegistry,
+  NodeRegistry,
+  Settlement,
+} from "../typechain-types";
 import { DEVNET_PARAMS, FIXED_ADDRESSES, type ContractName, type SystemParams } from "./config";
 
 export type Addresses = Record<ContractName, string>;
@@ -14,6 +21,7 @@ export interface DeployedSystem {
   nodes: NodeRegistry;
   settlement: Settlement;
   dataFeeds: DataFeeds;
+  batchSettlement: BatchSettlement;
 }
 
 export interface DeployOptions {
@@ -63,6 +71,7 @@ export async function deploySystem(
       inferenceHub: at(2),
       settlement: at(3),
       dataFeeds: at(4),
+      batchSettlement: at(5),
     };
   }
 
@@ -77,6 +86,7 @@ export async function deploySystem(
       await factory("Settlement")
     ).deploy(target.inferenceHub, target.modelRegistry, target.nodeRegistry),
     dataFeeds: await (await factory("DataFeeds")).deploy(target.nodeRegistry),
+    batchSettlement: await (await factory("BatchSettlement")).deploy(target.nodeRegistry, target.settlement),
   };
   for (const [name, contract] of Object.entries(deployed)) {
     await contract.waitForDeployment();
@@ -133,7 +143,20 @@ export async function deploySystem(
   ).wait();
   await (await dataFeeds.initialize(owner)).wait();
 
-  return { addresses: target, hub, models, nodes, settlement, dataFeeds };
+  // Batch settlement (off-chain inference paid from deposits) reads Settlement's window and fee.
+  const batchSettlement = (await ethers.getContractAt(
+    "BatchSettlement",
+    target.batchSettlement,
+    deployer,
+  )) as unknown as BatchSettlement;
+  await (await batchSettlement.initialize(owner)).wait();
+  // Its challenges open disputes in Settlement's engine, which only sources the owner registered
+  // may do. With a separate governance owner, governance makes this call itself.
+  if (owner.toLowerCase() === deployerAddress.toLowerCase()) {
+    await (await settlement.setDisputeSource(target.batchSettlement, true)).wait();
+  }
+
+  return { addresses: target, hub, models, nodes, settlement, dataFeeds, batchSettlement };
 }
 
 export interface DeploymentFile {

@@ -11,6 +11,9 @@ import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstanc
 import { hexToString, decodeAbiParameters, type Hex } from "viem";
 import {
   CallbackResult,
+  leafFor,
+  loadBatchTree,
+  proofFor,
   RESULT_STATUS_NAMES,
   RequestState,
   ResultStatus,
@@ -18,6 +21,7 @@ import {
   isErrorStatus,
   type NamedTensor,
 } from "../sdk";
+import type { BatchStore } from "./batchPoster";
 import type { HubReader } from "./chain";
 import type { RelayerMetrics } from "./metrics";
 import { InvalidOnnxModelError, validateOnnx, type ModelStore } from "./store";
@@ -48,6 +52,15 @@ export interface ApiDeps {
   publicUrl: () => string;
   /** How long /health waits for Redis and the RPC; default 2 s. */
   probeTimeoutMs?: number;
+  /**
+   * Batch settlement proofs (`GET /batches/:batchId/proof/:requestId`): the roots on chain and
+   * the leaves this node posted. Without it the route is not served.
+   */
+  batches?: {
+    store: BatchStore;
+    /** `BatchSettlement.batch(batchId).root`; undefined when there is no such batch. */
+    rootOf(batchId: bigint): Promise<Hex | undefined>;
+  };
 }
 
 /** An error with an HTTP status and a stable code, rendered as `{ error: code, message }`. */
@@ -239,6 +252,27 @@ const storedModelSchema = {
 
 const binary = { type: "string", format: "binary" } as const;
 
+const batchProofSchema = {
+  type: "object",
+  required: ["batchId", "root", "payer", "modelId", "requestId", "inputHash", "outputHash", "fee", "proof"],
+  properties: {
+    batchId: decimal("Batch id in BatchSettlement"),
+    root: hex("The batch's Merkle root, as on chain"),
+    payer: hex("Whose deposit paid the batch"),
+    modelId: hex("The model every result of the batch ran"),
+    requestId: decimal("The off-chain request"),
+    inputHash: hex("sha256 of the input bytes"),
+    outputHash: hex("keccak256 of the canonical output"),
+    fee: decimal("What the payer was charged for this result, wei"),
+    proof: {
+      type: "array",
+      items: hex("Sibling hash"),
+      description:
+        "Merkle proof: pass to BatchSettlement.verifyLeaf / challengeLeaf, or the SDK's verifyBatchProof",
+    },
+  },
+} as const;
+
 // ------------------------------------------------------------------------------ the app
 
 export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
@@ -263,6 +297,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
         { name: "status", description: "Health and metrics" },
         { name: "requests", description: "Inference requests on chain" },
         { name: "models", description: "Content-addressed model store" },
+        { name: "batches", description: "Proofs of off-chain results settled in Merkle batches" },
       ],
     },
   });
@@ -521,6 +556,68 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
         .send(file.stream);
     },
   );
+
+  // ----------------------------------------------------------------------------- batches
+
+  const batches = deps.batches;
+  if (batches !== undefined) {
+    app.get<{ Params: { batchId: string; requestId: string } }>(
+      "/batches/:batchId/proof/:requestId",
+      {
+        schema: {
+          tags: ["batches"],
+          summary: "The Merkle proof of one result in a batch this node posted",
+          description:
+            "The root is read from BatchSettlement on chain; the leaves from this node's batch store. " +
+            "404 UNKNOWN_BATCH: no such batch on chain; BATCH_NOT_STORED: this node does not hold the " +
+            "batch's leaves; UNKNOWN_RESULT: the batch has no result for the request.",
+          params: {
+            type: "object",
+            required: ["batchId", "requestId"],
+            properties: {
+              batchId: { type: "string", pattern: "^[0-9]{1,78}$", description: "Decimal batch id" },
+              requestId: { type: "string", pattern: "^[0-9]{1,78}$", description: "Decimal request id" },
+            },
+          },
+          response: { 200: batchProofSchema, 400: errorRef, 404: errorRef, 502: errorRef },
+        },
+      },
+      async (request) => {
+        const batchId = BigInt(request.params.batchId);
+        const requestId = BigInt(request.params.requestId);
+        if (batchId > UINT256_MAX || requestId > UINT256_MAX)
+          throw new HttpError(400, "BAD_REQUEST", "the batch id and request id must fit uint256");
+        const root = await chain("the batch's root", () => batches.rootOf(batchId));
+        if (root === undefined) throw new HttpError(404, "UNKNOWN_BATCH", `batch ${batchId} does not exist`);
+        const record = await batches.store.get(root);
+        if (record === undefined)
+          throw new HttpError(
+            404,
+            "BATCH_NOT_STORED",
+            `this node does not hold the leaves of batch ${batchId}`,
+          );
+        const tree = loadBatchTree(record.tree);
+        const leaf = leafFor(tree, requestId);
+        if (leaf === undefined)
+          throw new HttpError(
+            404,
+            "UNKNOWN_RESULT",
+            `batch ${batchId} holds no result for request ${requestId}`,
+          );
+        return {
+          batchId: batchId.toString(),
+          root,
+          payer: record.payer,
+          modelId: record.modelId,
+          requestId: requestId.toString(),
+          inputHash: leaf.inputHash,
+          outputHash: leaf.outputHash,
+          fee: record.fees[requestId.toString()] ?? "0",
+          proof: proofFor(tree, requestId),
+        };
+      },
+    );
+  }
 
   return app;
 }

@@ -1,5 +1,6 @@
 /** gradnet's full node: relayer (chain watcher → BullMQ, model store, HTTP API, keeper) and data node. */
 export * from "./api";
+export * from "./batchPoster";
 export * from "./chain";
 export * from "./config";
 export * from "./dataConfig";

@@ -7,6 +7,7 @@
  * `startRelayer(config)` runs the same thing in-process, for tests and the devnet script.
  */
 import type { AddressInfo } from "node:net";
+import path from "node:path";
 import { Queue } from "bullmq";
 import type { FastifyInstance } from "fastify";
 import { Redis } from "ioredis";
@@ -14,6 +15,7 @@ import pino, { type Logger } from "pino";
 import { createPublicClient, http, type Address, type PublicClient } from "viem";
 import { GradnetError, readDeployment, resolveAddresses, type Addresses } from "../sdk";
 import { buildApi } from "./api";
+import { BatchStore, readBatchRoot } from "./batchPoster";
 import { viemHubReader } from "./chain";
 import {
   ConfigError,
@@ -99,6 +101,8 @@ export async function startRelayer(config: RelayerConfig, opts: StartOptions = {
 
   const store = new ModelStore(config.storeDir);
   await store.init();
+  // Leaves of the Merkle batches posted from this store directory, served as proofs.
+  const batchStore = new BatchStore(path.join(config.storeDir, "batches"));
   const metrics = createMetrics();
   const key = checkpointKey(chainId, hub, config.queueName);
 
@@ -130,6 +134,10 @@ export async function startRelayer(config: RelayerConfig, opts: StartOptions = {
       logger: logger.child({ component: "api" }),
       maxModelBytes: config.maxModelBytes,
       publicUrl: () => publicUrl,
+      batches: {
+        store: batchStore,
+        rootOf: (batchId) => readBatchRoot(publicClient, addresses.batchSettlement, batchId),
+      },
     });
     await app.listen({ host: config.httpHost, port: config.httpPort });
   } catch (err) {

@@ -18,6 +18,7 @@ export const ABI_SOURCES = [
   ["contracts/NodeRegistry.sol/NodeRegistry.json", "nodeRegistryAbi"],
   ["contracts/Settlement.sol/Settlement.json", "settlementAbi"],
   ["contracts/DataFeeds.sol/DataFeeds.json", "dataFeedsAbi"],
+  ["contracts/BatchSettlement.sol/BatchSettlement.json", "batchSettlementAbi"],
   ["contracts/consumer/ClassifierConsumer.sol/ClassifierConsumer.json", "classifierConsumerAbi"],
   ["contracts/consumer/FeedTrendConsumer.sol/FeedTrendConsumer.json", "feedTrendConsumerAbi"],
 ] as const;

@@ -16,6 +16,7 @@ export const FIXED_ADDRESSES = {
   nodeRegistry: getAddress("0x0000000000000000000000000000000000000f12"),
   settlement: getAddress("0x0000000000000000000000000000000000000f13"),
   dataFeeds: getAddress("0x0000000000000000000000000000000000000f14"),
+  batchSettlement: getAddress("0x0000000000000000000000000000000000000f15"),
 } as const;
 
 export type ContractName = keyof typeof FIXED_ADDRESSES;

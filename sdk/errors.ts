@@ -142,3 +142,22 @@ export class ContractRevertError extends GradnetError {
     super("CONTRACT_REVERT", `reverted with ${errorName}(${args.map(String).join(", ")})`, options);
   }
 }
+
+// ------------------------------------------------------------------------------ batches
+
+/** A batch of results that cannot be built or read: an empty batch, a repeated request id, a bad hash. */
+export class InvalidBatchError extends GradnetError {
+  constructor(reason: string) {
+    super("INVALID_BATCH", `invalid batch: ${reason}`);
+  }
+}
+
+/** The batch with root `root` holds no result for `requestId`. */
+export class BatchLeafNotFoundError extends GradnetError {
+  constructor(
+    readonly requestId: bigint,
+    readonly root: string,
+  ) {
+    super("BATCH_LEAF_NOT_FOUND", `the batch with root ${root} holds no result for request ${requestId}`);
+  }
+}

@@ -7,3 +7,4 @@ export * from "./feeds";
 export * from "./protocol";
 export * from "./tensor";
 export * from "./jobs";
+export * from "./batch";
