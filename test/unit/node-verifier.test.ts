@@ -43,7 +43,6 @@ import {
   decodeWire,
   encodeTensors,
   settlementAbi,
-  type Fulfillment,
   type Request,
   type RequestedLog,
 } from "../../sdk";
