@@ -288,7 +288,7 @@ function buildVerifier(deps: {
     intervalMs: v.intervalMs,
     checkpoints: redisCheckpointStore(
       deps.redis,
-      verifierCheckpointKey(chain.chainId, hub, privateKeyToAddress(v.privateKeys[0]!)),
+      verifierCheckpointKey(chain.chainId, hub, config.queueName, privateKeyToAddress(v.privateKeys[0]!)),
     ),
     logger,
     metrics: createVerifierMetrics(deps.metrics.registry),

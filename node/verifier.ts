@@ -164,9 +164,17 @@ export function checkpointAfter(scannedTo: bigint, waitingBlocks: Iterable<bigin
   return at;
 }
 
-/** Where a verifier's checkpoint lives in Redis (one per chain, hub and first verifier identity). */
-export function verifierCheckpointKey(chainId: number, hub: Address, verifier: Address): string {
-  return `gradnet:verifier:${chainId}:${hub.toLowerCase()}:${verifier.toLowerCase()}:checkpoint`;
+/**
+ * Where a verifier's checkpoint lives in Redis: one per chain, hub, namespace (the relayer's
+ * QUEUE_NAME, so that two devnets sharing one Redis keep theirs apart) and first verifier identity.
+ */
+export function verifierCheckpointKey(
+  chainId: number,
+  hub: Address,
+  namespace: string,
+  verifier: Address,
+): string {
+  return `gradnet:verifier:${chainId}:${hub.toLowerCase()}:${namespace}:${verifier.toLowerCase()}:checkpoint`;
 }
 
 // -------------------------------------------------------------------------------- adapters
@@ -594,6 +602,7 @@ export class Verifier {
   private scannedTo: bigint | undefined;
   private disputesScannedTo: bigint | undefined;
   private checkpointLoaded = false;
+  private checkpointAhead = false;
   private recorded: bigint | undefined;
   private readonly counts = {
     checked: 0,
@@ -706,6 +715,15 @@ export class Verifier {
 
   private async scanFulfilments(head: bigint): Promise<void> {
     const { opts } = this;
+    const ahead = this.scannedTo !== undefined && this.scannedTo > head;
+    if (ahead && !this.checkpointAhead) {
+      opts.logger.warn(
+        { checkpoint: this.scannedTo?.toString(), head: head.toString() },
+        "verifier: checkpoint is past the chain head; waiting for the chain to catch up " +
+          "(if the chain was reset, delete the verifier's checkpoint key and restart)",
+      );
+    }
+    this.checkpointAhead = ahead;
     for (;;) {
       const range = nextRange(this.scannedTo, head, opts.confirmations, opts.logChunkBlocks, opts.startBlock);
       if (range === undefined) return;

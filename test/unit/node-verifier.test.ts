@@ -192,14 +192,16 @@ describe("verifier decisions", () => {
     assert.equal(checkpointAfter(30n, [90n]), 30n);
   });
 
-  test("the checkpoint key names chain, hub and verifier (lowercased)", () => {
+  test("the checkpoint key names chain, hub, namespace and verifier (addresses lowercased)", () => {
     assert.equal(
       verifierCheckpointKey(
         31337,
         "0x000000000000000000000000000000000000ABcD",
+        "gradnet-inference",
         "0x00000000000000000000000000000000000000Ef",
       ),
-      "gradnet:verifier:31337:0x000000000000000000000000000000000000abcd:0x00000000000000000000000000000000000000ef:checkpoint",
+      "gradnet:verifier:31337:0x000000000000000000000000000000000000abcd:gradnet-inference:" +
+        "0x00000000000000000000000000000000000000ef:checkpoint",
     );
   });
 });
