@@ -538,7 +538,8 @@ export async function startDevnet(opts: DevnetOptions = {}): Promise<Devnet> {
   }
 }
 
-function summary(info: DevnetInfo): string {
+/** What `npm run devnet` prints once everything is running. */
+export function devnetSummary(info: DevnetInfo): string {
   const lines = [
     "",
     "gradnet devnet is running",
@@ -560,7 +561,7 @@ function summary(info: DevnetInfo): string {
         (w.faultCorruptOutputs ? "  (FAULT_CORRUPT_OUTPUTS: answers wrong on purpose)" : ""),
     ),
     "",
-    "  full node    the relayer process also runs",
+    "  full node    the relayer above, with a keeper and a verifier",
     `    keeper     ${info.keeper} (finalises answers after the challenge window, refunds expired requests)`,
     `    verifier   re-executes ${Math.round(info.verifyShare * 100)}% of results (VERIFY_SHARE=${info.verifyShare}), ` +
       "challenges wrong ones, votes on disputes, as the staked verifiers",
@@ -580,7 +581,7 @@ if (require.main === module) {
   const verbose = process.argv.includes("--verbose");
   startDevnet({ verbose }).then(
     (devnet) => {
-      console.log(summary(devnet.info));
+      console.log(devnetSummary(devnet.info));
       const shutdown = () => {
         console.log("\nstopping the devnet");
         devnet.stop().then(() => process.exit(0));

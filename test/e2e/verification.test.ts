@@ -32,7 +32,14 @@ import {
   settlementAbi,
 } from "../../sdk";
 import { SESSION_OPTIONS, corruptOutput, fromOrtOutputs } from "../../inference-worker";
-import { DEVNET_ROLES, devAccount, freePort, startDevnet, type Devnet } from "../../scripts/devnet";
+import {
+  DEVNET_ROLES,
+  devAccount,
+  devnetSummary,
+  freePort,
+  startDevnet,
+  type Devnet,
+} from "../../scripts/devnet";
 
 const ROOT = path.resolve(__dirname, "..", "..");
 const IRIS_FILE = path.join(ROOT, "models", "iris-mlp.onnx");
@@ -178,6 +185,11 @@ describe("verification and disputes on the devnet", () => {
     }
     assert.equal(devnet.info.workers.length, 1);
     assert.equal(devnet.info.workers[0]!.faultCorruptOutputs, true);
+    // The start-up summary shows the full node's verifier and its identities, and the liar.
+    const summary = devnetSummary(devnet.info);
+    assert.match(summary, /verifier {3}re-executes 100% of results/);
+    for (const v of devnet.info.verifiers) assert.ok(summary.includes(v), `summary lists ${v}`);
+    assert.match(summary, /FAULT_CORRUPT_OUTPUTS: answers wrong on purpose/);
   });
 
   test("a lying worker is challenged, loses the dispute, is slashed; the verifiers are paid to the wei", async () => {

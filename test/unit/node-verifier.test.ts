@@ -13,6 +13,7 @@ import {
 } from "viem";
 import { privateKeyToAddress } from "viem/accounts";
 import { ConfigError, parseConfig } from "../../node/config";
+import { startVerifier } from "../../node/main";
 import {
   Verifier,
   challengeWindowOpen,
@@ -235,6 +236,13 @@ describe("verifier config", () => {
       modelCacheDir: "/srv/cache",
     });
     assert.equal(parseConfig({ VERIFIER_PRIVATE_KEYS: KEYS[0], VERIFY_SHARE: "0" }).verifier!.share, 0);
+  });
+
+  test("startVerifier refuses to start without keys, naming the variable", async () => {
+    await assert.rejects(
+      startVerifier(parseConfig({})),
+      (err: unknown) => err instanceof ConfigError && err.field === "VERIFIER_PRIVATE_KEYS",
+    );
   });
 
   test("bad values are refused with the field named, and keys are never echoed", () => {
