@@ -27,6 +27,13 @@ export const workerConfigSchema = z.object({
   METRICS_HOST: z.string().default("127.0.0.1"),
   METRICS_PORT: z.coerce.number().int().min(0).max(65535).default(9464),
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+  /** Testing aid: answer every request deliberately wrong (see inference-worker/fault.ts). */
+  FAULT_CORRUPT_OUTPUTS: z
+    .preprocess(
+      (v) => (typeof v === "string" ? v.trim().toLowerCase() : v),
+      z.enum(["true", "false", "1", "0"], { message: "must be true, false, 1 or 0" }).default("false"),
+    )
+    .transform((v) => v === "true" || v === "1"),
 });
 
 export type WorkerConfig = z.infer<typeof workerConfigSchema>;

@@ -2,6 +2,14 @@
 export { parseWorkerConfig, workerConfigSchema, ConfigError, type WorkerConfig } from "./config";
 export { startWorker, type RunningWorker } from "./main";
 export * from "./inference";
+export {
+  computeAnswer,
+  fetchCommittedInput,
+  InputHashMismatchError,
+  type ComputedAnswer,
+  type ComputeOptions,
+} from "./answer";
+export { corruptOutput } from "./fault";
 export { ModelCache, ModelSchemaError, type LoadedModel } from "./modelCache";
 export { ModelRunner } from "./runner";
 export { ThreadSession } from "./threadSession";

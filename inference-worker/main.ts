@@ -75,6 +75,7 @@ export async function startWorker(
       logger: log,
       maxInputBytes: config.MAX_INPUT_BYTES,
       maxBatch: config.MAX_BATCH,
+      corruptOutputs: config.FAULT_CORRUPT_OUTPUTS,
     });
 
   const worker = new Worker<InferenceJob, JobSummary>(
@@ -135,8 +136,21 @@ export async function startWorker(
     metricsUrl =
       typeof addr === "object" && addr !== null ? `http://${config.METRICS_HOST}:${addr.port}` : undefined;
   }
+  if (config.FAULT_CORRUPT_OUTPUTS) {
+    log.warn(
+      {},
+      "FAULT_CORRUPT_OUTPUTS is on: this worker posts deliberately wrong answers (a testing aid); " +
+        "verifiers will challenge them and its stake will be slashed",
+    );
+  }
   log.info(
-    { queue: config.QUEUE_NAME, concurrency: config.CONCURRENCY, hub: addresses.inferenceHub, metricsUrl },
+    {
+      queue: config.QUEUE_NAME,
+      concurrency: config.CONCURRENCY,
+      hub: addresses.inferenceHub,
+      metricsUrl,
+      faultCorruptOutputs: config.FAULT_CORRUPT_OUTPUTS,
+    },
     "worker started",
   );
 

@@ -86,6 +86,19 @@ export class ModelCache {
     return p;
   }
 
+  /** Close every loaded model's session (ends their inference threads). */
+  async close(): Promise<void> {
+    const loads = [...this.loading.values()];
+    this.loading.clear();
+    this.dead.clear();
+    await Promise.all(
+      loads.map(async (p) => {
+        const model = await p.catch(() => undefined);
+        if (model?.session instanceof ThreadSession) await model.session.close();
+      }),
+    );
+  }
+
   private async load(modelId: Hex): Promise<LoadedModel> {
     let info: ModelInfo;
     try {

@@ -8,21 +8,20 @@ import { stringToHex, type Hex } from "viem";
 import type { Logger } from "pino";
 import {
   GradnetError,
-  InputSchemaError,
   ModelHashMismatchError,
   ResultStatus,
-  TensorEncodingError,
-  decodeWire,
   inputHash,
   outputHash,
   requestFromJson,
-  type InferenceJob,
   type InferenceJobItem,
+  type InferenceJob,
   type Request,
   type ResultStatusName,
 } from "../sdk";
+import { InputHashMismatchError, computeAnswer, fetchCommittedInput } from "./answer";
+import { corruptOutput } from "./fault";
 import { FetchError, fetchBytes } from "./fetch";
-import { prepareInputs, type EncodedResult, type PreparedTensor } from "./inference";
+import type { EncodedResult } from "./inference";
 import { ModelRunner } from "./runner";
 import { ModelSchemaError, type LoadedModel } from "./modelCache";
 import type { WorkerMetrics } from "./metrics";
@@ -37,6 +36,11 @@ export interface ProcessorDeps {
   logger: Logger;
   maxInputBytes: number;
   fetchInput?: (uri: string, maxBytes: number) => Promise<Uint8Array>;
+  /**
+   * Testing aid (`FAULT_CORRUPT_OUTPUTS`): post every successful answer deliberately wrong
+   * (`corruptOutput`), so verifiers have something to challenge.
+   */
+  corruptOutputs?: boolean;
 }
 
 /** What BullMQ hands the processor, reduced to what it uses. */
@@ -83,30 +87,37 @@ export async function processJob(job: JobLike, deps: ProcessorDeps): Promise<Job
   }
 
   const refusals = new Map<number, Refusal>();
-  const prepared = new Map<number, PreparedTensor[]>();
+  const results = new Map<number, EncodedResult>();
   if (model instanceof Refusal) {
     requests.forEach((_, i) => refusals.set(i, model as Refusal));
   } else {
+    // Every request goes through the same `computeAnswer` a verifier runs; the runner batches
+    // the ones that reach it together.
     const loaded = model;
+    const runner = runnerFor(loaded, deps);
+    const options = {
+      run: (inputs: Parameters<ModelRunner["run"]>[0]) => runner.run(inputs),
+      time: <T>(stage: "validate" | "run", fn: () => Promise<T>) => metrics.time(stage, fn),
+    };
     await Promise.all(
       job.data.items.map(async (item, i) => {
+        let bytes: Hex;
         try {
-          const bytes = await inputBytes(item, deps, lastAttempt);
-          const wire = await metrics.time("validate", async () => decodeWire(bytes));
-          prepared.set(i, prepareInputs(loaded.spec, wire));
+          bytes = await inputBytes(item, deps, lastAttempt);
         } catch (err) {
-          if (err instanceof Refusal) refusals.set(i, err);
-          else if (err instanceof TensorEncodingError || err instanceof InputSchemaError) {
-            refusals.set(i, new Refusal("InvalidInput", err.message));
-          } else throw err;
+          if (err instanceof Refusal) return void refusals.set(i, err);
+          throw err;
+        }
+        const answer = await computeAnswer(loaded, bytes, options);
+        if (answer.status !== "Success") {
+          if (answer.status === "ModelFailed") metrics.errors.inc({ kind: "model_run" });
+          refusals.set(i, new Refusal(answer.status, answer.reason));
+        } else {
+          const { output, outputHash: hash } = answer;
+          results.set(i, deps.corruptOutputs === true ? corruptOutput(output) : { output, outputHash: hash });
         }
       }),
     );
-  }
-
-  const results = new Map<number, EncodedResult>();
-  if (!(model instanceof Refusal) && prepared.size > 0) {
-    await runAll(runnerFor(model, deps), prepared, results, refusals, deps);
   }
 
   const answers: Answer[] = requests.map((request, i) => {
@@ -193,46 +204,14 @@ async function inputBytes(item: InferenceJobItem, deps: ProcessorDeps, lastAttem
     return item.input;
   }
   const uri = item.inputUri ?? "";
-  let bytes: Uint8Array;
   try {
-    bytes = await deps.metrics.time("fetch_input", () =>
-      (deps.fetchInput ?? fetchBytes)(uri, deps.maxInputBytes),
+    return await deps.metrics.time("fetch_input", () =>
+      fetchCommittedInput(uri, item.request.inputHash, deps.maxInputBytes, deps.fetchInput ?? fetchBytes),
     );
   } catch (err) {
+    if (err instanceof InputHashMismatchError) throw new Refusal("InputUnavailable", err.message);
     if (err instanceof FetchError && (err.permanent || lastAttempt))
       throw new Refusal("InputUnavailable", err.message);
     throw err;
   }
-  const actual = inputHash(bytes);
-  if (actual !== item.request.inputHash) {
-    throw new Refusal(
-      "InputUnavailable",
-      `input bytes from ${uri} hash to ${actual}, not the committed ${item.request.inputHash}`,
-    );
-  }
-  return `0x${Buffer.from(bytes).toString("hex")}`;
-}
-
-async function runAll(
-  runner: ModelRunner,
-  prepared: Map<number, PreparedTensor[]>,
-  results: Map<number, EncodedResult>,
-  refusals: Map<number, Refusal>,
-  deps: ProcessorDeps,
-): Promise<void> {
-  await deps.metrics.time("run", () =>
-    Promise.all(
-      [...prepared].map(async ([i, inputs]) => {
-        try {
-          results.set(i, await runner.run(inputs));
-        } catch (err) {
-          deps.metrics.errors.inc({ kind: "model_run" });
-          refusals.set(
-            i,
-            new Refusal("ModelFailed", `the model failed on this input: ${(err as Error).message}`),
-          );
-        }
-      }),
-    ),
-  );
 }

@@ -33,6 +33,27 @@ const integer = (min: number, max = Number.MAX_SAFE_INTEGER) =>
     .transform(Number)
     .pipe(z.number().int().min(min).max(max));
 
+const PRIVATE_KEY = /^0x[0-9a-fA-F]{64}$/;
+
+/** `0x…,0x…`: distinct private keys, spaces around commas allowed. */
+const privateKeyList = z
+  .string()
+  .transform((s) => s.split(",").map((k) => k.trim()))
+  .refine((keys) => keys.every((k) => PRIVATE_KEY.test(k)), {
+    message: "must be private keys (0x followed by 64 hex digits) separated by commas",
+  })
+  .refine((keys) => new Set(keys.map((k) => k.toLowerCase())).size === keys.length, {
+    message: "lists the same key twice",
+  });
+
+/** A fraction from 0 to 1 inclusive, written as a decimal number. */
+const share = z
+  .string()
+  .trim()
+  .regex(/^(\d+(\.\d*)?|\.\d+)$/, "must be a number from 0 to 1")
+  .transform(Number)
+  .pipe(z.number().min(0, "must be a number from 0 to 1").max(1, "must be a number from 0 to 1"));
+
 const blockNumber = z
   .string()
   .trim()
@@ -80,10 +101,14 @@ export const envSchema = z.object({
       .regex(/^0x[0-9a-fA-F]{64}$/, "must be a private key: 0x followed by 64 hex digits"),
   ),
   KEEPER_INTERVAL_MS: withDefault(integer(10, 3_600_000), "1000"),
+  VERIFIER_PRIVATE_KEYS: optional(privateKeyList),
+  VERIFY_SHARE: withDefault(share, "1"),
+  VERIFIER_INTERVAL_MS: withDefault(integer(10, 3_600_000), "500"),
+  VERIFIER_MODEL_CACHE_DIR: optional(z.string()),
 });
 
 /** Variables whose value must never appear in an error message or a log. */
-const SECRET_FIELDS: ReadonlySet<string> = new Set(["KEEPER_PRIVATE_KEY"]);
+const SECRET_FIELDS: ReadonlySet<string> = new Set(["KEEPER_PRIVATE_KEY", "VERIFIER_PRIVATE_KEYS"]);
 
 export interface RelayerConfig {
   rpcUrl: string;
@@ -112,6 +137,11 @@ export interface RelayerConfig {
    * is set, absent otherwise (no keeper runs).
    */
   keeper?: KeeperConfig;
+  /**
+   * The verifier (docs/verifier.md); present only when VERIFIER_PRIVATE_KEYS is set, absent
+   * otherwise (no verifier runs).
+   */
+  verifier?: VerifierConfig;
 }
 
 export interface KeeperConfig {
@@ -119,6 +149,17 @@ export interface KeeperConfig {
   privateKey: Hex;
   /** Pause between the keeper's loops. */
   intervalMs: number;
+}
+
+export interface VerifierConfig {
+  /** The verifier identities this full node acts for (each a staked VERIFIER node); the first challenges. */
+  privateKeys: Hex[];
+  /** Share of successful results re-executed, 0..1 (1: all of them). */
+  share: number;
+  /** Pause between the verifier's loops. */
+  intervalMs: number;
+  /** Where verified model bytes are cached. */
+  modelCacheDir: string;
 }
 
 /** A configuration variable is missing or malformed; `field` names it. */
@@ -164,6 +205,19 @@ export function parseConfig(
     ...(e.KEEPER_PRIVATE_KEY === undefined
       ? {}
       : { keeper: { privateKey: e.KEEPER_PRIVATE_KEY as Hex, intervalMs: e.KEEPER_INTERVAL_MS } }),
+    ...(e.VERIFIER_PRIVATE_KEYS === undefined
+      ? {}
+      : {
+          verifier: {
+            privateKeys: e.VERIFIER_PRIVATE_KEYS as Hex[],
+            share: e.VERIFY_SHARE,
+            intervalMs: e.VERIFIER_INTERVAL_MS,
+            modelCacheDir: path.resolve(
+              cwd,
+              e.VERIFIER_MODEL_CACHE_DIR ?? path.join(".gradnet", "verifier-models"),
+            ),
+          },
+        }),
   };
 }
 

@@ -1,4 +1,8 @@
-/** gradnet's full node: relayer (chain watcher → BullMQ, model store, HTTP API, keeper) and data node. */
+/**
+ * gradnet's full node: the relayer (chain watcher → BullMQ, model store, HTTP API), the
+ * settlement keeper, the verifier (re-execution, challenges, dispute votes), the batch poster
+ * and the data node.
+ */
 export * from "./api";
 export * from "./batchPoster";
 export * from "./chain";
@@ -10,4 +14,5 @@ export * from "./keeper";
 export * from "./main";
 export * from "./metrics";
 export * from "./store";
+export * from "./verifier";
 export * from "./watcher";

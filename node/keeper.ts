@@ -6,9 +6,12 @@
  * It tracks the requests that are Pending or Fulfilled in memory, rebuilt at every start by
  * scanning the hub's InferenceRequested / InferenceFulfilled logs from the start block. Each loop
  * it scans the new blocks, reads the latest block's timestamp and the challenge window, picks what
- * is due (pure `dueActions`), re-checks each due request's state on chain, simulates and sends.
- * A `Hub__WrongState` revert means someone else got there first: the request is dropped as done.
- * Any other error is logged and retried on the next loop, with backoff; the loop never throws.
+ * is due (pure `dueActions`), re-checks each due request's state on chain (pure `recheck`),
+ * simulates and sends. A result under dispute (Challenged) is held, not dropped: the keeper
+ * finalises it once the dispute clears it (ChallengeCleared), and forgets it once it is overturned
+ * (the hub has refunded the fee). A `Hub__WrongState` revert means someone else got there first:
+ * the request is dropped as done, or held when the state is Challenged. Any other error is logged
+ * and retried on the next loop, with backoff; the loop never throws.
  */
 import { Counter, Gauge, type Registry } from "prom-client";
 import {
@@ -38,15 +41,16 @@ import { backoffDelay, nextRange, type CheckpointStore, type WatcherLogger } fro
 /** A request the keeper may still have to act on. */
 export interface TrackedRequest {
   request: Request;
-  state: "Pending" | "Fulfilled";
-  /** Set once the request is Fulfilled. */
+  /** Challenged: a verifier disputes the result; nothing to do until the dispute ends. */
+  state: "Pending" | "Fulfilled" | "Challenged";
+  /** Set once the request is Fulfilled (and kept while it is Challenged). */
   fulfillment?: Fulfillment;
 }
 
 export interface DueActions {
   /** Fulfilled, `fulfilledAt + challengeWindow <= now`: `Settlement.finalize` would succeed. */
   finalize: (TrackedRequest & { fulfillment: Fulfillment })[];
-  /** Pending, `deadline < now`: `InferenceHub.refundExpired` would succeed. */
+  /** Pending, `deadline < now`: `InferenceHub.refundExpired` would succeed. (Challenged: neither.) */
   refund: TrackedRequest[];
 }
 
@@ -63,7 +67,7 @@ export function dueActions(
       const f = t.fulfillment;
       if (f !== undefined && f.fulfilledAt + challengeWindow <= nowSeconds)
         finalize.push({ ...t, fulfillment: f });
-    } else if (t.request.deadline < nowSeconds) {
+    } else if (t.state === "Pending" && t.request.deadline < nowSeconds) {
       refund.push(t);
     }
   }
@@ -83,12 +87,20 @@ export function chunks<T>(items: readonly T[], size: number): T[][] {
 /** A hub event the keeper follows, in chain order. */
 export type KeeperEvent =
   | { kind: "requested"; request: Request }
-  | { kind: "fulfilled"; requestId: bigint; status: number; fulfillment: Fulfillment };
+  | { kind: "fulfilled"; requestId: bigint; status: number; fulfillment: Fulfillment }
+  /** ResultChallenged: held until the dispute ends. */
+  | { kind: "challenged"; requestId: bigint }
+  /** ChallengeCleared: the result stands and can be finalised again. */
+  | { kind: "cleared"; requestId: bigint }
+  /** InferenceOverturned: the fee went back to the requester; nothing left to settle. */
+  | { kind: "overturned"; requestId: bigint };
 
 /**
  * Apply one event to the tracked set (mutates it). A request answered with an error status is
  * Failed (final, already refunded by the hub) and is dropped; Success / SuccessOffchain make it
- * Fulfilled. A fulfilment of a request never seen (scanned from after its request) is ignored.
+ * Fulfilled. A challenge holds a Fulfilled request (Challenged), a cleared challenge makes it
+ * Fulfilled again, an overturned result is dropped. Events about a request never seen (scanned
+ * from after its request) are ignored.
  */
 export function applyEvent(tracked: Map<bigint, TrackedRequest>, event: KeeperEvent): void {
   if (event.kind === "requested") {
@@ -98,11 +110,45 @@ export function applyEvent(tracked: Map<bigint, TrackedRequest>, event: KeeperEv
   }
   const t = tracked.get(event.requestId);
   if (t === undefined) return;
-  if (event.status === ResultStatus.Success || event.status === ResultStatus.SuccessOffchain) {
-    tracked.set(event.requestId, { request: t.request, state: "Fulfilled", fulfillment: event.fulfillment });
-  } else {
-    tracked.delete(event.requestId);
+  switch (event.kind) {
+    case "fulfilled":
+      if (event.status === ResultStatus.Success || event.status === ResultStatus.SuccessOffchain) {
+        tracked.set(event.requestId, {
+          request: t.request,
+          state: "Fulfilled",
+          fulfillment: event.fulfillment,
+        });
+      } else {
+        tracked.delete(event.requestId);
+      }
+      return;
+    case "challenged":
+      if (t.fulfillment !== undefined) t.state = "Challenged";
+      return;
+    case "cleared":
+      if (t.fulfillment !== undefined) t.state = "Fulfilled";
+      return;
+    case "overturned":
+      tracked.delete(event.requestId);
+      return;
   }
+}
+
+/** RequestState numbers (sdk `RequestState`). */
+const PENDING = 1;
+const FULFILLED = 2;
+const CHALLENGED = 6;
+
+/**
+ * What to do with a due request, given its state on chain now (a RequestState number):
+ * `act` (it is still Fulfilled, or Pending, as the due action expects), `hold` (a due
+ * finalisation whose result is Challenged: keep it, finalise after the dispute clears it), or
+ * `done` (anything else: Finalized, Refunded, Failed, Overturned; someone else settled it). Pure.
+ */
+export function recheck(action: "finalize" | "refund", state: number): "act" | "hold" | "done" {
+  if (action === "refund") return state === PENDING ? "act" : "done";
+  if (state === FULFILLED) return "act";
+  return state === CHALLENGED ? "hold" : "done";
 }
 
 /** Where the keeper records how far it has scanned (informational: it rescans at every start). */
@@ -113,10 +159,6 @@ export function keeperCheckpointKey(chainId: number, hub: Address): string {
 /** The largest `finalizeBatch` the keeper sends. */
 export const FINALIZE_BATCH_MAX = 32;
 
-/** RequestState numbers (sdk `RequestState`). */
-const PENDING = 1;
-const FULFILLED = 2;
-
 // -------------------------------------------------------------------------------- adapters
 
 /** The keeper's window on the chain; `viemKeeperChain` is the real one. */
@@ -126,7 +168,10 @@ export interface KeeperChain {
   getBlockNumber(): Promise<bigint>;
   /** The latest block's timestamp, unix seconds. */
   getLatestTimestamp(): Promise<bigint>;
-  /** The hub's InferenceRequested and InferenceFulfilled logs in [fromBlock, toBlock], in chain order. */
+  /**
+   * The hub's InferenceRequested, InferenceFulfilled, ResultChallenged, ChallengeCleared and
+   * InferenceOverturned logs in [fromBlock, toBlock], in chain order.
+   */
   getEvents(fromBlock: bigint, toBlock: bigint): Promise<KeeperEvent[]>;
   /** `Settlement.params().challengeWindow`, seconds. */
   getChallengeWindow(): Promise<bigint>;
@@ -210,6 +255,12 @@ export function viemKeeperChain(opts: {
             status,
             fulfillment: { node, outputHash, fulfilledAt },
           });
+        } else if (log.eventName === "ResultChallenged") {
+          events.push({ kind: "challenged", requestId: log.args.requestId });
+        } else if (log.eventName === "ChallengeCleared") {
+          events.push({ kind: "cleared", requestId: log.args.requestId });
+        } else if (log.eventName === "InferenceOverturned") {
+          events.push({ kind: "overturned", requestId: log.args.requestId });
         }
       }
       return events;
@@ -304,6 +355,7 @@ export interface KeeperMetrics {
   refunded: Counter;
   errors: Counter;
   tracked: Gauge;
+  held: Counter;
 }
 
 /** The keeper's metrics, in the relayer's registry. */
@@ -327,7 +379,12 @@ export function createKeeperMetrics(registry: Registry): KeeperMetrics {
     }),
     tracked: new Gauge({
       name: "gradnet_keeper_tracked",
-      help: "Pending or Fulfilled requests the keeper tracks",
+      help: "Pending, Fulfilled or Challenged requests the keeper tracks",
+      registers,
+    }),
+    held: new Counter({
+      name: "gradnet_keeper_held_total",
+      help: "Due finalisations put on hold because the result is under dispute (Challenged)",
       registers,
     }),
   };
@@ -357,6 +414,8 @@ export interface KeeperStats {
   refunded: number;
   /** Due requests someone else settled first (dropped without a transaction of ours). */
   settledByOthers: number;
+  /** Due finalisations held because their result was under dispute. */
+  held: number;
   errors: number;
   consecutiveFailures: number;
   lastError: string | undefined;
@@ -367,7 +426,7 @@ export class Keeper {
   private scannedTo: bigint | undefined;
   /** The block last written to the checkpoint store. */
   private recorded: bigint | undefined;
-  private readonly counts = { finalized: 0, refunded: 0, settledByOthers: 0, errors: 0 };
+  private readonly counts = { finalized: 0, refunded: 0, settledByOthers: 0, held: 0, errors: 0 };
   private consecutiveFailures = 0;
   private lastError: string | undefined;
   private stopping = false;
@@ -441,7 +500,9 @@ export class Keeper {
     for (const t of due.finalize) {
       const id = t.request.requestId;
       const state = await opts.chain.getRequestState(id);
-      if (state !== FULFILLED) this.settledByOthers(id, state);
+      const next = recheck("finalize", state);
+      if (next === "hold") this.hold(id);
+      else if (next === "done") this.settledByOthers(id, state);
       else if (t.request.redundancy <= 1) toFinalize.push(t);
       else {
         try {
@@ -474,7 +535,7 @@ export class Keeper {
       const id = t.request.requestId;
       try {
         const state = await opts.chain.getRequestState(id);
-        if (state !== PENDING) {
+        if (recheck("refund", state) !== "act") {
           this.settledByOthers(id, state);
           continue;
         }
@@ -484,7 +545,7 @@ export class Keeper {
         opts.metrics?.refunded.inc();
         opts.logger.info({ requestId: id.toString(), tx }, "keeper: refunded an expired request");
       } catch (err) {
-        if (wrongState(err) !== undefined) this.settledByOthers(id, undefined);
+        if (wrongState(err) !== undefined) this.settledByOthers(id, wrongState(err)?.state);
         else {
           this.countError(err, { requestId: id.toString(), action: "refundExpired" });
           failed = err;
@@ -514,18 +575,34 @@ export class Keeper {
         );
         return;
       } catch (err) {
-        const id = wrongState(err);
-        if (id === undefined || !items.some((t) => t.request.requestId === id)) {
+        const wrong = wrongState(err);
+        const id = wrong?.requestId;
+        if (wrong === undefined || !items.some((t) => t.request.requestId === id)) {
           this.countError(err, {
             requestIds: items.map((t) => t.request.requestId.toString()),
             action: "finalizeBatch",
           });
           throw err;
         }
-        this.settledByOthers(id, undefined);
+        // Challenged between our state check and the transaction: held, not dropped.
+        if (recheck("finalize", wrong.state) === "hold") this.hold(wrong.requestId);
+        else this.settledByOthers(wrong.requestId, wrong.state);
         items = items.filter((t) => t.request.requestId !== id);
       }
     }
+  }
+
+  /** A due result is under dispute: keep it, as Challenged, until the dispute ends. */
+  private hold(requestId: bigint): void {
+    const t = this.tracked.get(requestId);
+    if (t === undefined || t.state === "Challenged") return;
+    t.state = "Challenged";
+    this.counts.held += 1;
+    this.opts.metrics?.held.inc();
+    this.opts.logger.info(
+      { requestId: requestId.toString() },
+      "keeper: result under dispute; finalising it waits until the dispute clears it",
+    );
   }
 
   private settledByOthers(requestId: bigint, state: number | undefined): void {
@@ -594,12 +671,12 @@ class AlreadyCounted extends Error {
   }
 }
 
-/** The request id of a `Hub__WrongState(requestId, state)` revert, else undefined. */
-export function wrongState(err: unknown): bigint | undefined {
+/** The request id and state of a `Hub__WrongState(requestId, state)` revert, else undefined. */
+export function wrongState(err: unknown): { requestId: bigint; state: number } | undefined {
   const revert = decodeRevert(err);
   if (revert?.name !== "Hub__WrongState") return undefined;
-  const id = revert.args[0];
-  return typeof id === "bigint" ? id : undefined;
+  const [requestId, state] = revert.args;
+  return typeof requestId === "bigint" && typeof state === "number" ? { requestId, state } : undefined;
 }
 
 function errorMessage(err: unknown): string {

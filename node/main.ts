@@ -1,6 +1,7 @@
 /**
- * The relayer process: chain watcher → BullMQ queue, model store and HTTP API, and (with
- * KEEPER_PRIVATE_KEY) the settlement keeper.
+ * The relayer process: chain watcher → BullMQ queue, model store and HTTP API, (with
+ * KEEPER_PRIVATE_KEY) the settlement keeper and (with VERIFIER_PRIVATE_KEYS) the verifier, which
+ * re-executes results, challenges wrong ones and votes on disputes: together, a full node.
  *
  *   npx tsx node/main.ts                 # configured from the environment (docs/relayer.md)
  *
@@ -13,10 +14,12 @@ import type { FastifyInstance } from "fastify";
 import { Redis } from "ioredis";
 import pino, { type Logger } from "pino";
 import { createPublicClient, http, type Address, type PublicClient } from "viem";
+import { privateKeyToAddress } from "viem/accounts";
+import { ModelCache } from "../inference-worker";
 import { GradnetError, readDeployment, resolveAddresses, type Addresses } from "../sdk";
 import { buildApi } from "./api";
 import { BatchStore, readBatchRoot } from "./batchPoster";
-import { viemHubReader } from "./chain";
+import { viemHubReader, type HubReader } from "./chain";
 import {
   ConfigError,
   defaultPublicUrl,
@@ -24,10 +27,19 @@ import {
   resolveChainSettings,
   type ChainSettings,
   type RelayerConfig,
+  type VerifierConfig,
 } from "./config";
 import { Keeper, createKeeperMetrics, keeperCheckpointKey, viemKeeperChain } from "./keeper";
 import { createMetrics, type RelayerMetrics } from "./metrics";
 import { ModelStore } from "./store";
+import {
+  Verifier,
+  createVerifierMetrics,
+  samplingSecret,
+  verifierCheckpointKey,
+  viemVerifierChain,
+  workerAnswerSource,
+} from "./verifier";
 import { ChainWatcher, checkpointKey, redisCheckpointStore, type QueuedJob } from "./watcher";
 
 export interface Relayer {
@@ -43,11 +55,16 @@ export interface Relayer {
   checkpointKey: string;
   /** The settlement keeper; undefined when KEEPER_PRIVATE_KEY is not set. */
   keeper: Keeper | undefined;
+  /** The verifier; undefined when VERIFIER_PRIVATE_KEYS is not set. */
+  verifier: Verifier | undefined;
   /** Where the HTTP API listens. */
   url: string;
   /** Base of the model URIs handed out. */
   publicUrl: string;
-  /** Stop the watcher (after its current chunk) and the keeper, close the server, the queue and Redis. */
+  /**
+   * Stop the watcher (after its current chunk), the keeper and the verifier, close the server,
+   * the queue and Redis.
+   */
   stop(): Promise<void>;
 }
 
@@ -169,13 +186,30 @@ export async function startRelayer(config: RelayerConfig, opts: StartOptions = {
     });
   }
 
+  const verifier =
+    config.verifier === undefined
+      ? undefined
+      : buildVerifier({
+          config,
+          verifierConfig: config.verifier,
+          publicClient: publicClient as PublicClient,
+          chain,
+          addresses,
+          reader,
+          deployedAtBlock,
+          redis,
+          logger: logger.child({ component: "verifier" }),
+          metrics,
+        });
+
   watcher.start();
   keeper?.start();
+  verifier?.start();
 
   let stopped: Promise<void> | undefined;
   const stop = () =>
     (stopped ??= (async () => {
-      await Promise.all([watcher.stop(), keeper?.stop()]);
+      await Promise.all([watcher.stop(), keeper?.stop(), verifier?.stop()]);
       await app.close();
       await queue.close();
       await redis.quit().catch(() => redis.disconnect());
@@ -195,6 +229,8 @@ export async function startRelayer(config: RelayerConfig, opts: StartOptions = {
       publicUrl,
       store: store.dir,
       keeper: keeper?.stats().keeper ?? null,
+      verifiers: verifier?.stats().verifiers ?? null,
+      verifyShare: verifier?.stats().share ?? null,
     },
     `gradnet relayer on chain ${chainId}: API ${url} (docs ${url}/docs), queue "${config.queueName}"`,
   );
@@ -210,10 +246,130 @@ export async function startRelayer(config: RelayerConfig, opts: StartOptions = {
     addresses,
     checkpointKey: key,
     keeper,
+    verifier,
     url,
     publicUrl,
     stop,
   };
+}
+
+/** The verifier over shared connections (the relayer's, or startVerifier's own). */
+function buildVerifier(deps: {
+  config: RelayerConfig;
+  verifierConfig: VerifierConfig;
+  publicClient: PublicClient;
+  chain: ChainSettings;
+  addresses: Addresses;
+  reader: HubReader;
+  deployedAtBlock: number | undefined;
+  redis: Redis;
+  logger: Logger;
+  metrics: RelayerMetrics;
+}): Verifier {
+  const { config, verifierConfig: v, publicClient, chain, addresses, logger } = deps;
+  const hub = addresses.inferenceHub;
+  return new Verifier({
+    chain: viemVerifierChain({
+      publicClient,
+      rpcUrl: config.rpcUrl,
+      privateKeys: v.privateKeys,
+      hub,
+      settlement: addresses.settlement,
+      reader: deps.reader,
+      searchFromBlock: BigInt(deps.deployedAtBlock ?? 0),
+    }),
+    answers: workerAnswerSource({
+      models: new ModelCache({
+        client: publicClient,
+        modelRegistry: addresses.modelRegistry,
+        cacheDir: v.modelCacheDir,
+        maxModelBytes: config.maxModelBytes,
+        logger,
+      }),
+      maxInputBytes: config.maxModelBytes,
+    }),
+    share: v.share,
+    samplingSecret: samplingSecret(v.privateKeys[0]!),
+    startBlock: chain.startBlock,
+    confirmations: chain.confirmations,
+    logChunkBlocks: config.logChunkBlocks,
+    intervalMs: v.intervalMs,
+    checkpoints: redisCheckpointStore(
+      deps.redis,
+      verifierCheckpointKey(chain.chainId, hub, config.queueName, privateKeyToAddress(v.privateKeys[0]!)),
+    ),
+    logger,
+    metrics: createVerifierMetrics(deps.metrics.registry),
+  });
+}
+
+export interface RunningVerifier {
+  verifier: Verifier;
+  metrics: RelayerMetrics;
+  logger: Logger;
+  chain: ChainSettings;
+  addresses: Addresses;
+  /** Stop the verifier, close its models and Redis. */
+  stop(): Promise<void>;
+}
+
+/**
+ * The verifier alone, without the relayer's watcher, queue and API: a full node that only checks
+ * results and takes part in disputes. `config.verifier` must be set (VERIFIER_PRIVATE_KEYS);
+ * Redis holds its checkpoint. `startRelayer` runs the same verifier next to the relayer.
+ */
+export async function startVerifier(
+  config: RelayerConfig,
+  opts: StartOptions = {},
+): Promise<RunningVerifier> {
+  if (config.verifier === undefined)
+    throw new ConfigError("VERIFIER_PRIVATE_KEYS", "is required to run a verifier");
+  const logger = opts.logger ?? pino({ level: config.logLevel, name: "gradnet-verifier" });
+  const publicClient = createPublicClient({
+    transport: http(config.rpcUrl, { retryCount: 2, timeout: 15_000 }),
+  }) as PublicClient;
+  let chainId: number;
+  try {
+    chainId = await publicClient.getChainId();
+  } catch (err) {
+    throw new RpcUnavailableError(config.rpcUrl, { cause: err });
+  }
+  const addresses = resolveAddresses(chainId, config.deploymentsDir);
+  let deployedAtBlock: number | undefined;
+  try {
+    deployedAtBlock = readDeployment(chainId, config.deploymentsDir).deployedAtBlock;
+  } catch {
+    deployedAtBlock = undefined;
+  }
+  const chain = resolveChainSettings(config, chainId, deployedAtBlock);
+  const reader = viemHubReader(publicClient, addresses.inferenceHub, BigInt(deployedAtBlock ?? 0));
+  const redis = new Redis(config.redisUrl, { maxRetriesPerRequest: 3, enableOfflineQueue: true });
+  redis.on("error", (err: Error) => logger.warn({ err: err.message }, "redis connection error"));
+  const metrics = createMetrics();
+  const verifier = buildVerifier({
+    config,
+    verifierConfig: config.verifier,
+    publicClient,
+    chain,
+    addresses,
+    reader,
+    deployedAtBlock,
+    redis,
+    logger: logger.child({ component: "verifier" }),
+    metrics,
+  });
+  verifier.start();
+  logger.info(
+    { chainId, verifiers: verifier.stats().verifiers, verifyShare: config.verifier.share },
+    `gradnet verifier on chain ${chainId}`,
+  );
+  let stopped: Promise<void> | undefined;
+  const stop = () =>
+    (stopped ??= (async () => {
+      await verifier.stop();
+      await redis.quit().catch(() => redis.disconnect());
+    })());
+  return { verifier, metrics, logger, chain, addresses, stop };
 }
 
 async function main(): Promise<void> {

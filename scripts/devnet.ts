@@ -2,10 +2,11 @@
  * The gradnet devnet in one command: `npm run devnet`.
  *
  * Starts a Hardhat JSON-RPC node, deploys the system contracts at their fixed addresses,
- * starts the relayer, uploads and registers the demo models, stakes two inference nodes,
- * deploys the example dApp, starts two workers, starts the ETH/USD data feed with three data
- * nodes and its example dApp (scripts/devnetFeeds.ts), and prints what is running. Ctrl-C stops
- * every process it started. `startDevnet()` does the same for the end-to-end tests.
+ * starts the full node (relayer, keeper and verifier), uploads and registers the demo models,
+ * stakes two inference nodes and three verifiers, deploys the example dApp, starts two workers,
+ * starts the ETH/USD data feed with three data nodes and its example dApp (scripts/devnetFeeds.ts),
+ * and prints what is running. Ctrl-C stops every process it started. `startDevnet()` does the
+ * same for the end-to-end tests, which may also ask for workers that answer wrong on purpose.
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import fs from "node:fs";
@@ -25,7 +26,7 @@ import { mnemonicToAccount, privateKeyToAccount } from "viem/accounts";
 import { hardhat } from "viem/chains";
 import { Queue } from "bullmq";
 import { Redis } from "ioredis";
-import { checkpointKey } from "../node";
+import { checkpointKey, verifierCheckpointKey } from "../node";
 import { FIXED_ADDRESSES, Roles, modelRegistryAbi, nodeRegistryAbi } from "../sdk";
 import { feedsSummary, startDevnetFeeds, type DevnetFeedsInfo } from "./devnetFeeds";
 
@@ -41,19 +42,50 @@ export function devAccount(index: number) {
   return { address: hd.address, privateKey: key, account: privateKeyToAccount(key) };
 }
 
-/** Which development account does what on the devnet. */
+/**
+ * Which development account does what on the devnet. The full node acts for the three
+ * `verifiers`; `extraWorkers` are the accounts of workers beyond the first two.
+ */
 export const DEVNET_ROLES = {
   deployer: 0,
   modelOwner: 1,
   workers: [2, 3],
   user: 4,
+  keeper: 5,
+  verifiers: [7, 8, 9],
   dataNodes: [10, 11, 12],
+  extraWorkers: [13, 14, 15, 16, 17, 18],
 } as const;
+
+/** Share of results the devnet's full node re-executes: all of them. */
+export const DEVNET_VERIFY_SHARE = 1;
+
+/** The development account of the `k`-th worker the devnet starts (0-based). */
+export function workerAccountIndex(k: number): number {
+  const all = [...DEVNET_ROLES.workers, ...DEVNET_ROLES.extraWorkers];
+  const index = all[k];
+  if (index === undefined) throw new RangeError(`the devnet has accounts for ${all.length} workers`);
+  return index;
+}
+
+/** How one devnet worker behaves. */
+export interface DevnetWorkerOptions {
+  /**
+   * Testing aid: the worker answers every request deliberately wrong (FAULT_CORRUPT_OUTPUTS), so
+   * the full node challenges it and the committee slashes it. Default false.
+   */
+  faultCorruptOutputs?: boolean;
+  /** Where its /metrics and /health listen; default 9464 + its number. */
+  metricsPort?: number;
+}
 
 export interface DevnetOptions {
   rpcPort?: number;
   relayerPort?: number;
-  metricsPorts?: [number, number];
+  /** Metrics ports of the workers, in order (each worker's `metricsPort` wins). */
+  metricsPorts?: number[];
+  /** The workers to start; default two honest ones. `[{ faultCorruptOutputs: true }]` runs only a liar. */
+  workers?: DevnetWorkerOptions[];
   redisUrl?: string;
   /** Where deployments, the model store, caches and logs go. */
   stateDir?: string;
@@ -79,15 +111,29 @@ export interface DevnetInfo {
   deploymentsDir: string;
   contracts: typeof FIXED_ADDRESSES;
   models: ModelEntry[];
-  workers: { address: Address; metricsUrl: string }[];
+  workers: DevnetWorker[];
+  /** The verifier identities the full node acts for (staked VERIFIER nodes). */
+  verifiers: Address[];
+  verifyShare: number;
+  keeper: Address;
   classifier: Address;
   /** The ETH/USD feed, its data nodes and the FeedTrendConsumer example dApp. */
   dataFeeds: DevnetFeedsInfo;
   logsDir: string;
 }
 
+export interface DevnetWorker {
+  address: Address;
+  metricsUrl: string;
+  faultCorruptOutputs: boolean;
+}
+
 export interface Devnet {
   info: DevnetInfo;
+  /** Stake another inference node and start its worker (the next unused extra account). */
+  addWorker(opts?: DevnetWorkerOptions): Promise<DevnetWorker>;
+  /** Stop one worker's process (its stake stays); resolves once it has exited. */
+  stopWorker(address: Address): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -167,12 +213,12 @@ function redisAnswers(url: string): Promise<boolean> {
   });
 }
 
-async function resetQueue(redisUrl: string, queueName: string, checkpoint: string): Promise<void> {
+async function resetQueue(redisUrl: string, queueName: string, checkpoints: string[]): Promise<void> {
   const queue = new Queue(queueName, { connection: { url: redisUrl } });
   const redis = new Redis(redisUrl, { maxRetriesPerRequest: 2 });
   try {
     await queue.obliterate({ force: true });
-    await redis.del(checkpoint);
+    await redis.del(...checkpoints);
   } finally {
     await queue.close();
     await redis.quit();
@@ -187,7 +233,7 @@ export async function startDevnet(opts: DevnetOptions = {}): Promise<Devnet> {
   const log = opts.log ?? ((line: string) => console.log(line));
   const rpcPort = opts.rpcPort ?? 8545;
   const relayerPort = opts.relayerPort ?? 8080;
-  const metricsPorts = opts.metricsPorts ?? [9464, 9465];
+  const workerOptions = opts.workers ?? [{}, {}];
   const stateDir = path.resolve(opts.stateDir ?? path.join(ROOT, ".gradnet"));
   const logsDir = path.join(stateDir, "logs");
   const deploymentsDir =
@@ -302,8 +348,17 @@ export async function startDevnet(opts: DevnetOptions = {}): Promise<Devnet> {
       throw new Error(`deployment failed (exit ${code}); see ${path.join(logsDir, "deploy.log")}`);
 
     // A fresh chain reuses request ids: clear what a previous devnet left in this queue (jobs
-    // with the same ids would be dropped as duplicates) and the relayer's checkpoint.
-    await resetQueue(redisUrl, queueName, checkpointKey(hardhat.id, FIXED_ADDRESSES.inferenceHub, queueName));
+    // with the same ids would be dropped as duplicates) and the relayer's and verifier's
+    // checkpoints (block numbers of the old chain).
+    await resetQueue(redisUrl, queueName, [
+      checkpointKey(hardhat.id, FIXED_ADDRESSES.inferenceHub, queueName),
+      verifierCheckpointKey(
+        hardhat.id,
+        FIXED_ADDRESSES.inferenceHub,
+        queueName,
+        devAccount(DEVNET_ROLES.verifiers[0]).address,
+      ),
+    ]);
 
     // The relayer: queue, model store, HTTP API.
     const relayerUrl = `http://127.0.0.1:${relayerPort}`;
@@ -321,8 +376,13 @@ export async function startDevnet(opts: DevnetOptions = {}): Promise<Devnet> {
       CONFIRMATIONS: "0",
       POLL_INTERVAL_MS: "100",
       // The settlement keeper: finalises answered requests, refunds expired ones.
-      KEEPER_PRIVATE_KEY: devAccount(5).privateKey,
+      KEEPER_PRIVATE_KEY: devAccount(DEVNET_ROLES.keeper).privateKey,
       KEEPER_INTERVAL_MS: "500",
+      // The verifier: re-executes every result, challenges wrong ones, votes on disputes.
+      VERIFIER_PRIVATE_KEYS: DEVNET_ROLES.verifiers.map((i) => devAccount(i).privateKey).join(","),
+      VERIFY_SHARE: String(DEVNET_VERIFY_SHARE),
+      VERIFIER_INTERVAL_MS: "250",
+      VERIFIER_MODEL_CACHE_DIR: path.join(stateDir, "models-verifier"),
     });
     await waitFor(
       "relayer",
@@ -371,24 +431,30 @@ export async function startDevnet(opts: DevnetOptions = {}): Promise<Devnet> {
       log(`registered model ${m.name} ${m.sha256}`);
     }
 
-    // Two staked inference nodes.
-    const minStake = await publicClient.readContract({
-      address: FIXED_ADDRESSES.nodeRegistry,
-      abi: nodeRegistryAbi,
-      functionName: "minStake",
-      args: [Roles.INFERENCE],
-    });
-    for (const index of DEVNET_ROLES.workers) {
-      await send(
+    // Staked inference nodes, one per worker.
+    const minStake = async (role: number) => {
+      const min = await publicClient.readContract({
+        address: FIXED_ADDRESSES.nodeRegistry,
+        abi: nodeRegistryAbi,
+        functionName: "minStake",
+        args: [role],
+      });
+      return min > 0n ? min : parseEther("1");
+    };
+    const registerNode = async (index: number, role: number) =>
+      send(
         wallet(index).writeContract({
           address: FIXED_ADDRESSES.nodeRegistry,
           abi: nodeRegistryAbi,
           functionName: "register",
-          args: [Roles.INFERENCE],
-          value: minStake > 0n ? minStake : parseEther("1"),
+          args: [role],
+          value: await minStake(role),
         }),
       );
-    }
+    for (const k of workerOptions.keys()) await registerNode(workerAccountIndex(k), Roles.INFERENCE);
+
+    // Three staked verifiers, which the full node acts for: the dispute committee.
+    for (const index of DEVNET_ROLES.verifiers) await registerNode(index, Roles.VERIFIER);
 
     // The example dApp: a classifier consumer for the Iris model.
     const iris = models.find((m) => m.name === "iris-mlp");
@@ -407,11 +473,14 @@ export async function startDevnet(opts: DevnetOptions = {}): Promise<Devnet> {
     });
     const classifier = (await send(Promise.resolve(deployTx))).contractAddress!;
 
-    // Two workers.
-    const workers: DevnetInfo["workers"] = [];
-    for (const [k, index] of DEVNET_ROLES.workers.entries()) {
-      const port = metricsPorts[k]!;
-      const w = run(`worker-${k + 1}`, BIN("tsx"), ["inference-worker/main.ts"], {
+    // The workers.
+    const workers: DevnetWorker[] = [];
+    const workerProcs = new Map<string, ChildProcess>();
+    const startWorker = async (k: number, w: DevnetWorkerOptions): Promise<DevnetWorker> => {
+      const index = workerAccountIndex(k);
+      const port = w.metricsPort ?? opts.metricsPorts?.[k] ?? 9464 + k;
+      const faultCorruptOutputs = w.faultCorruptOutputs ?? false;
+      const proc = run(`worker-${k + 1}`, BIN("tsx"), ["inference-worker/main.ts"], {
         RPC_URL: rpcUrl,
         REDIS_URL: redisUrl,
         DEPLOYMENTS_DIR: deploymentsDir,
@@ -420,16 +489,38 @@ export async function startDevnet(opts: DevnetOptions = {}): Promise<Devnet> {
         MODEL_CACHE_DIR: path.join(stateDir, `models-${k + 1}`),
         METRICS_PORT: String(port),
         POLL_INTERVAL_MS: "100",
+        FAULT_CORRUPT_OUTPUTS: String(faultCorruptOutputs),
       });
       const metricsUrl = `http://127.0.0.1:${port}`;
       await waitFor(
         `worker ${k + 1}`,
         async () => ((await fetch(`${metricsUrl}/health`)).ok ? true : undefined),
         60_000,
-        w,
+        proc,
       );
-      workers.push({ address: devAccount(index).address, metricsUrl });
-    }
+      const worker = { address: devAccount(index).address, metricsUrl, faultCorruptOutputs };
+      workers.push(worker);
+      workerProcs.set(worker.address.toLowerCase(), proc);
+      return worker;
+    };
+    for (const [k, w] of workerOptions.entries()) await startWorker(k, w);
+
+    let started = workerOptions.length;
+    const addWorker = async (w: DevnetWorkerOptions = {}): Promise<DevnetWorker> => {
+      const k = started++;
+      await registerNode(workerAccountIndex(k), Roles.INFERENCE);
+      return startWorker(k, { ...w, metricsPort: w.metricsPort ?? (await freePort()) });
+    };
+    const stopWorker = async (address: Address): Promise<void> => {
+      const proc = workerProcs.get(address.toLowerCase());
+      if (proc === undefined) throw new Error(`no devnet worker ${address}`);
+      if (proc.exitCode !== null || proc.signalCode !== null) return;
+      const exited = new Promise<void>((resolve) => proc.once("exit", () => resolve()));
+      proc.kill("SIGTERM");
+      const timer = setTimeout(() => proc.kill("SIGKILL"), 5000);
+      await exited;
+      clearTimeout(timer);
+    };
 
     // The ETH/USD feed: a local price source, three data nodes in this process, the trend dApp.
     const trend = models.find((m) => m.name === "feed-trend");
@@ -457,19 +548,23 @@ export async function startDevnet(opts: DevnetOptions = {}): Promise<Devnet> {
       contracts: FIXED_ADDRESSES,
       models,
       workers,
+      verifiers: DEVNET_ROLES.verifiers.map((i) => devAccount(i).address),
+      verifyShare: DEVNET_VERIFY_SHARE,
+      keeper: devAccount(DEVNET_ROLES.keeper).address,
       classifier,
       dataFeeds: feeds.info,
       logsDir,
     };
     fs.writeFileSync(path.join(stateDir, "devnet.json"), JSON.stringify(info, null, 2) + "\n");
-    return { info, stop };
+    return { info, addWorker, stopWorker, stop };
   } catch (err) {
     await stop();
     throw err;
   }
 }
 
-function summary(info: DevnetInfo): string {
+/** What `npm run devnet` prints once everything is running. */
+export function devnetSummary(info: DevnetInfo): string {
   const lines = [
     "",
     "gradnet devnet is running",
@@ -485,12 +580,21 @@ function summary(info: DevnetInfo): string {
     ...info.models.map((m) => `    ${m.name.padEnd(14)} ${m.modelId}  fee ${m.fee} wei`),
     "",
     "  workers",
-    ...info.workers.map((w, i) => `    worker-${i + 1}       ${w.address}  metrics ${w.metricsUrl}/metrics`),
+    ...info.workers.map(
+      (w, i) =>
+        `    worker-${i + 1}       ${w.address}  metrics ${w.metricsUrl}/metrics` +
+        (w.faultCorruptOutputs ? "  (FAULT_CORRUPT_OUTPUTS: answers wrong on purpose)" : ""),
+    ),
+    "",
+    "  full node    the relayer above, with a keeper and a verifier",
+    `    keeper     ${info.keeper} (finalises answers after the challenge window, refunds expired requests)`,
+    `    verifier   re-executes ${Math.round(info.verifyShare * 100)}% of results (VERIFY_SHARE=${info.verifyShare}), ` +
+      "challenges wrong ones, votes on disputes, as the staked verifiers",
+    ...info.verifiers.map((v) => `               ${v}`),
     "",
     ...feedsSummary(info.dataFeeds),
     "",
     `  example dApp  ClassifierConsumer at ${info.classifier}`,
-    `  keeper        ${devAccount(5).address} (finalises answers after the challenge window, refunds expired requests)`,
     `  logs          ${info.logsDir}`,
     "",
     "  Try it:  npm run demo       (the example dApp asks the Iris classifier; the answer comes back on chain)",
@@ -505,7 +609,7 @@ if (require.main === module) {
   const verbose = process.argv.includes("--verbose");
   startDevnet({ verbose }).then(
     (devnet) => {
-      console.log(summary(devnet.info));
+      console.log(devnetSummary(devnet.info));
       const shutdown = () => {
         console.log("\nstopping the devnet");
         devnet.stop().then(() => process.exit(0));

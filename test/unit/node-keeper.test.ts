@@ -9,6 +9,7 @@ import {
   dueActions,
   splitAnswers,
   keeperCheckpointKey,
+  recheck,
   type KeeperChain,
   type KeeperEvent,
   type TrackedRequest,
@@ -126,6 +127,48 @@ describe("keeper tracking (applyEvent)", () => {
     assert.equal(m.get(1n)!.state, "Fulfilled");
     applyEvent(m, answered(99n, 0));
     assert.equal(m.has(99n), false);
+  });
+});
+
+describe("keeper and disputes", () => {
+  const requested = (id: bigint): KeeperEvent => ({ kind: "requested", request: request(id, 5000n) });
+  const answered = (id: bigint): KeeperEvent => ({
+    kind: "fulfilled",
+    requestId: id,
+    status: 0,
+    fulfillment: fulfillment(100n),
+  });
+
+  test("recheck: Challenged holds a due finalisation, Overturned and the rest are done", () => {
+    const [PENDING, FULFILLED, FAILED, REFUNDED, FINALIZED, CHALLENGED, OVERTURNED] = [1, 2, 3, 4, 5, 6, 7];
+    assert.equal(recheck("finalize", FULFILLED), "act");
+    assert.equal(recheck("finalize", CHALLENGED), "hold", "not now: the dispute decides");
+    for (const s of [PENDING, FAILED, REFUNDED, FINALIZED, OVERTURNED, 0])
+      assert.equal(recheck("finalize", s), "done", `state ${s}`);
+    assert.equal(recheck("refund", PENDING), "act");
+    for (const s of [FULFILLED, FAILED, REFUNDED, FINALIZED, CHALLENGED, OVERTURNED])
+      assert.equal(recheck("refund", s), "done", `state ${s}`);
+  });
+
+  test("a challenge holds a result; a cleared one is due again, an overturned one is dropped", () => {
+    const m = new Map<bigint, TrackedRequest>();
+    for (const id of [1n, 2n]) {
+      applyEvent(m, requested(id));
+      applyEvent(m, answered(id));
+      applyEvent(m, { kind: "challenged", requestId: id });
+    }
+    assert.equal(m.get(1n)!.state, "Challenged");
+    assert.deepEqual(dueActions(m.values(), 10n ** 9n, 60n), { finalize: [], refund: [] });
+    applyEvent(m, { kind: "cleared", requestId: 1n });
+    applyEvent(m, { kind: "overturned", requestId: 2n });
+    assert.equal(m.get(1n)!.state, "Fulfilled");
+    assert.deepEqual(m.get(1n)!.fulfillment, fulfillment(100n), "the fulfilment survives the dispute");
+    assert.equal(m.has(2n), false);
+    assert.deepEqual(ids(dueActions(m.values(), 10n ** 9n, 60n).finalize), [1n]);
+    // A challenge of a request that was never answered (never seen answered) changes nothing.
+    applyEvent(m, requested(3n));
+    applyEvent(m, { kind: "challenged", requestId: 3n });
+    assert.equal(m.get(3n)!.state, "Pending");
   });
 });
 
@@ -379,5 +422,122 @@ describe("Keeper against a fake chain", () => {
     assert.equal(k.stats().lastError, "rpc down");
     await k.stop();
     assert.equal(k.stats().running, false);
+  });
+});
+
+describe("Keeper and a disputed result", () => {
+  /** A chain whose events arrive block by block; the test moves the head. */
+  function growingChain() {
+    const blocks: KeeperEvent[][] = [];
+    const states = new Map<bigint, number>();
+    const sent: string[] = [];
+    let head = 0n;
+    const chain: KeeperChain = {
+      hub: "0x00000000000000000000000000000000000000c3",
+      keeper: "0x00000000000000000000000000000000000000d4",
+      getBlockNumber: async () => head,
+      getLatestTimestamp: async () => 1000n,
+      getEvents: async (from, to) => blocks.slice(Number(from), Number(to) + 1).flat(),
+      getChallengeWindow: async () => 60n,
+      getRequestState: async (id) => states.get(id) ?? 0,
+      async finalizeBatch(requests) {
+        for (const r of requests) {
+          const state = states.get(r.requestId) ?? 0;
+          if (state !== 2)
+            throw new ContractFunctionRevertedError({
+              abi: inferenceHubAbi,
+              data: encodeErrorResult({
+                abi: inferenceHubAbi,
+                errorName: "Hub__WrongState",
+                args: [r.requestId, state],
+              }),
+              functionName: "finalizeBatch",
+            });
+        }
+        for (const r of requests) states.set(r.requestId, 5);
+        sent.push(`finalize ${requests.map((r) => r.requestId).join(",")}`);
+        return "0x01";
+      },
+      refundExpired: async () => "0x02",
+      finalizeRedundant: async () => {
+        throw new Error("no redundant request in this test");
+      },
+    };
+    const mine = (...events: KeeperEvent[]) => {
+      head += 1n;
+      blocks[Number(head)] = events;
+    };
+    return { chain, states, sent, mine };
+  }
+  const requested = (id: bigint): KeeperEvent => ({ kind: "requested", request: request(id, 5000n) });
+  const answered = (id: bigint): KeeperEvent => ({
+    kind: "fulfilled",
+    requestId: id,
+    status: 0,
+    fulfillment: fulfillment(100n),
+  });
+
+  test("a challenged result is held, not dropped, and finalised once the dispute clears it", async () => {
+    const c = growingChain();
+    c.mine(requested(1n), answered(1n), requested(2n), answered(2n));
+    c.states.set(1n, 6); // challenged on chain before the keeper has seen the event
+    c.states.set(2n, 2);
+    const k = new Keeper({
+      chain: c.chain,
+      startBlock: 0n,
+      confirmations: 0,
+      logChunkBlocks: 100,
+      intervalMs: 10,
+      logger: silent,
+    });
+    await k.tick();
+    assert.deepEqual(c.sent, ["finalize 2"]);
+    assert.equal(k.stats().held, 1);
+    assert.equal(k.stats().tracked, 1, "the challenged request is still tracked");
+    assert.equal(k.stats().settledByOthers, 0);
+
+    c.mine({ kind: "challenged", requestId: 1n });
+    await k.tick();
+    assert.deepEqual(c.sent, ["finalize 2"], "nothing is sent while the dispute runs");
+    assert.equal(k.stats().held, 1, "held once");
+
+    c.states.set(1n, 2);
+    c.mine({ kind: "cleared", requestId: 1n });
+    await k.tick();
+    assert.deepEqual(c.sent, ["finalize 2", "finalize 1"]);
+    assert.equal(k.stats().tracked, 0);
+    assert.equal(k.stats().errors, 0);
+  });
+
+  test("a result challenged between the state check and the batch is held; an overturned one is done", async () => {
+    const c = growingChain();
+    c.mine(requested(1n), answered(1n), requested(2n), answered(2n), requested(3n), answered(3n));
+    for (const id of [1n, 2n, 3n]) c.states.set(id, 2);
+    const original = c.chain.getRequestState;
+    c.chain.getRequestState = async (id) => {
+      const s = await original(id);
+      if (id === 3n) c.states.set(3n, 6); // a verifier's challenge lands after our check
+      return s;
+    };
+    const k = new Keeper({
+      chain: c.chain,
+      startBlock: 0n,
+      confirmations: 0,
+      logChunkBlocks: 100,
+      intervalMs: 10,
+      logger: silent,
+    });
+    await k.tick();
+    assert.deepEqual(c.sent, ["finalize 1,2"]);
+    assert.equal(k.stats().held, 1);
+    assert.equal(k.stats().tracked, 1);
+
+    c.chain.getRequestState = original;
+    c.states.set(3n, 7);
+    c.mine({ kind: "overturned", requestId: 3n });
+    await k.tick();
+    assert.equal(k.stats().tracked, 0, "overturned: the fee went back to the requester");
+    assert.deepEqual(c.sent, ["finalize 1,2"]);
+    assert.equal(k.stats().errors, 0);
   });
 });

@@ -11,6 +11,7 @@ import {
   ResultStatus,
   decodeTensors,
   encodeTensors,
+  encodeWire,
   decodeWire,
   requestToJson,
   type InferenceJob,
@@ -21,6 +22,10 @@ import {
   ConfigError,
   ModelRunner,
   SESSION_OPTIONS,
+  computeAnswer,
+  corruptOutput,
+  fetchCommittedInput,
+  InputHashMismatchError,
   ThreadSession,
   WorkerMetrics,
   fromOrtOutputs,
@@ -295,4 +300,108 @@ test("a job whose input is not the committed one fails without answering on chai
   j.data.items[0]!.input = irisInput([[6.7, 3.0, 5.2, 2.3]]);
   await assert.rejects(processJob(j, d), (e: Error & { code?: string }) => e.code === "JOB_INPUT_MISMATCH");
   assert.equal(submitted.length, 0);
+});
+
+// ------------------------------------------------------------- computeAnswer and the fault switch
+
+test("computeAnswer is the processor's answer: same bytes, same hash, same refusals", async () => {
+  const session = await loadIris();
+  const model = { spec: IRIS_SPEC, session };
+  const input = irisInput([[6.7, 3.0, 5.2, 2.3]]);
+  const answer = await computeAnswer(model, input);
+  const { deps: d, submitted } = await deps({ get: async () => model });
+  await processJob(job([input]), d);
+  assert.equal(answer.status, "Success");
+  assert.ok(answer.status === "Success");
+  assert.equal(answer.output, submitted[0]![0]!.output);
+  assert.equal(answer.outputHash, submitted[0]![0]!.outputHash);
+  assert.equal(answer.outputHash, keccak256(answer.output));
+
+  const wrongShape = encodeTensors([{ name: "input", dtype: "float32", shape: [1, 3], data: [1, 2, 3] }], 6);
+  const refused = await computeAnswer(model, wrongShape);
+  assert.ok(refused.status === "InvalidInput", refused.status);
+  assert.match(refused.reason, /does not fit \[-1, 4\]/);
+  const failing = await computeAnswer(model, input, {
+    run: async () => {
+      throw new Error("out of memory");
+    },
+  });
+  assert.deepEqual(failing, {
+    status: "ModelFailed",
+    reason: "the model failed on this input: out of memory",
+  });
+});
+
+test("fetchCommittedInput returns the stored bytes only when they hash to the commitment", async () => {
+  const input = irisInput([[5.1, 3.5, 1.4, 0.2]]);
+  const bytes = Buffer.from(input.slice(2), "hex");
+  const fetch = async () => new Uint8Array(bytes);
+  assert.equal(await fetchCommittedInput("http://store/x", sha256(input), 1 << 20, fetch), input);
+  await assert.rejects(
+    fetchCommittedInput("http://store/x", sha256("0x00"), 1 << 20, fetch),
+    (e: unknown) => e instanceof InputHashMismatchError && /not the committed/.test(e.message),
+  );
+});
+
+test("corruptOutput: a self-consistent answer one step off in the first element", async () => {
+  const session = await loadIris();
+  const honest = await runOne(
+    session,
+    IRIS_SPEC,
+    prepareInputs(IRIS_SPEC, decodeWire(irisInput([[5.1, 3.5, 1.4, 0.2]]))),
+  );
+  const bad = corruptOutput(honest.output);
+  assert.notEqual(bad.outputHash, honest.outputHash);
+  assert.equal(bad.outputHash, keccak256(bad.output));
+  assert.deepEqual(corruptOutput(honest.output), bad, "deterministic");
+  const [label, probs] = decodeWire(bad.output);
+  const [label0, probs0] = decodeWire(honest.output);
+  assert.equal(label!.name, "label");
+  assert.deepEqual(label!.values, [label0!.values[0]! + 1n]);
+  assert.deepEqual(probs, probs0, "only the first element moves");
+
+  const wire = (dtype: number, values: bigint[], strings: string[] = []) =>
+    encodeWire([
+      { name: "y", dtype, decimals: 0, shape: [Math.max(values.length, strings.length)], values, strings },
+    ]);
+  const first = (hex: Hex) => decodeWire(corruptOutput(hex).output)[0]!;
+  assert.deepEqual(first(wire(9, [1n, 0n])).values, [0n, 0n], "a bool flips");
+  assert.deepEqual(first(wire(9, [0n])).values, [1n]);
+  assert.deepEqual(first(wire(7, [2n ** 63n - 1n])).values, [2n ** 63n - 2n], "an int stays in range");
+  assert.deepEqual(first(wire(8, [], ["a", "b"])).strings, ["a!", "b"]);
+  const empty = encodeWire([{ name: "y", dtype: 1, decimals: 6, shape: [0], values: [], strings: [] }]);
+  assert.notEqual(corruptOutput(empty).outputHash, keccak256(empty), "even an empty output changes");
+});
+
+test("FAULT_CORRUPT_OUTPUTS: the processor posts corrupted successes and honest refusals", async () => {
+  const session = await loadIris();
+  const model = { spec: IRIS_SPEC, session };
+  const { deps: d, submitted } = await deps({ get: async () => model });
+  const good = irisInput([[6.7, 3.0, 5.2, 2.3]]);
+  await processJob(job([good, "0xdeadbeef"]), { ...d, corruptOutputs: true });
+  const [a, b] = submitted[0]!;
+  const honest = await computeAnswer(model, good);
+  assert.ok(honest.status === "Success");
+  assert.equal(a!.status, ResultStatus.Success);
+  assert.deepEqual({ output: a!.output, outputHash: a!.outputHash }, corruptOutput(honest.output));
+  assert.equal(b!.status, ResultStatus.InvalidInput, "error answers are not corrupted");
+
+  const key = `0x${"11".repeat(32)}`;
+  assert.equal(parseWorkerConfig({ WORKER_PRIVATE_KEY: key }).FAULT_CORRUPT_OUTPUTS, false);
+  assert.equal(
+    parseWorkerConfig({ WORKER_PRIVATE_KEY: key, FAULT_CORRUPT_OUTPUTS: "true" }).FAULT_CORRUPT_OUTPUTS,
+    true,
+  );
+  assert.equal(
+    parseWorkerConfig({ WORKER_PRIVATE_KEY: key }, ["--fault-corrupt-outputs", "1"]).FAULT_CORRUPT_OUTPUTS,
+    true,
+  );
+  assert.equal(
+    parseWorkerConfig({ WORKER_PRIVATE_KEY: key, FAULT_CORRUPT_OUTPUTS: "0" }).FAULT_CORRUPT_OUTPUTS,
+    false,
+  );
+  assert.throws(
+    () => parseWorkerConfig({ WORKER_PRIVATE_KEY: key, FAULT_CORRUPT_OUTPUTS: "yes" }),
+    (e: unknown) => e instanceof ConfigError && e.field === "FAULT_CORRUPT_OUTPUTS",
+  );
 });
