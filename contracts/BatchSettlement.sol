@@ -26,6 +26,7 @@ contract BatchSettlement is IBatchSettlement, IDisputeSource, SystemContract {
     uint256 private _totalCredits;
     mapping(uint256 batchId => Batch) private _batches;
     mapping(uint256 batchId => uint256 disputeId) private _disputes;
+    mapping(uint256 batchId => mapping(uint256 requestId => bool)) private _leafChallenged;
     mapping(address payer => uint256) private _deposits;
     mapping(address payer => mapping(address node => uint256)) private _allowances;
     mapping(address account => uint256) private _credits;
@@ -164,6 +165,11 @@ contract BatchSettlement is IBatchSettlement, IDisputeSource, SystemContract {
         if (!MerkleProof.verifyCalldata(proof, b.root, _leafHash(requestId, inputHash, outputHash))) {
             revert BatchSettlement__InvalidProof(batchId, requestId);
         }
+        // One dispute per leaf: the committee judged it. Other leaves stay open to challenge
+        // while the window lasts, so a friendly challenge of a right leaf shields nothing.
+        if (_leafChallenged[batchId][requestId])
+            revert BatchSettlement__LeafAlreadyChallenged(batchId, requestId);
+        _leafChallenged[batchId][requestId] = true;
 
         b.state = BatchState.Challenged;
         // Settlement checks the bond, the challenger's VERIFIER role and the two hashes.

@@ -88,6 +88,7 @@ interface IBatchSettlement {
     error BatchSettlement__ChallengeWindowOpen(uint256 batchId, uint64 settleableAt);
     error BatchSettlement__ChallengeWindowClosed(uint256 batchId, uint64 closedAt);
     error BatchSettlement__InvalidProof(uint256 batchId, uint256 requestId);
+    error BatchSettlement__LeafAlreadyChallenged(uint256 batchId, uint256 requestId);
     error BatchSettlement__OnlySettlement(address caller);
     error BatchSettlement__UnknownDispute(uint256 batchId, uint256 disputeId);
     error BatchSettlement__UnexpectedVerdict(uint256 disputeId, DisputeVerdict verdict);

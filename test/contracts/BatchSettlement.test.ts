@@ -616,10 +616,34 @@ describe("BatchSettlement", function () {
     });
 
     it("a right leaf clears the challenge: the challenger loses its bond and the node is paid", async function () {
-      const { f, a, batchId, disputeId, committee, leaf } = await loadFixture(challengedFixture);
+      const { f, a, batchId, disputeId, committee, leaf, leaves, tree, verifiers } =
+        await loadFixture(challengedFixture);
       const b = f.batchSettlement;
       await voteAll(f, disputeId, committee, leaf.outputHash);
       const tx = f.settlement.resolveDispute(disputeId);
+      // Everyone voted, so the dispute ended inside the window: a judged leaf cannot be
+      // challenged again, another leaf can.
+      const again = (l: (typeof leaves)[number]) =>
+        b
+          .connect(verifiers[1]!)
+          .challengeLeaf(
+            batchId,
+            l.requestId,
+            l.inputHash,
+            l.outputHash,
+            proofFor(tree, l.requestId),
+            CORRECT,
+            {
+              value: P.challengeBond,
+            },
+          );
+      await (await tx).wait();
+      await expect(again(leaf).then((t) => t.wait()))
+        .to.be.revertedWithCustomError(b, "BatchSettlement__LeafAlreadyChallenged")
+        .withArgs(batchId, leaf.requestId);
+      const snapshot = await ethers.provider.send("evm_snapshot", []);
+      await expect(again(leaves[0]!)).to.emit(f.settlement, "DisputeOpened");
+      await ethers.provider.send("evm_revert", [snapshot]);
       await expect(tx)
         .to.emit(b, "BatchDisputeResolved")
         .withArgs(batchId, disputeId, VERDICT.AccusedRight, 0n);
