@@ -44,6 +44,7 @@ import {
 } from "../sdk";
 import { HASH_PATTERN } from "./store";
 import { backoffDelay, type WatcherLogger } from "./watcher";
+import { BackgroundLoop } from "./loop";
 
 // ------------------------------------------------------------------------------- pure core
 
@@ -349,18 +350,18 @@ export interface BatchPosterOptions {
   maxBackoffMs?: number;
 }
 
-export class BatchPoster {
+/** Posts closed batches in the background (`start`/`stop`). Stopping leaves open batches in memory;
+ * closed ones are on disk and are posted after a restart. */
+export class BatchPoster extends BackgroundLoop {
   private readonly open = new Map<string, OpenBatch>();
   /** Closed batches, written to disk, waiting to be posted (oldest first). */
   private closed: BatchRecord[] = [];
   private readonly now: () => number;
   private consecutiveFailures = 0;
-  private stopping = false;
-  private loop: Promise<void> | undefined;
-  private wake: (() => void) | undefined;
   private ticking: Promise<PostedBatch[]> | undefined;
 
   constructor(private readonly opts: BatchPosterOptions) {
+    super();
     if (
       !Number.isInteger(opts.policy.maxLeaves) ||
       opts.policy.maxLeaves < 1 ||
@@ -415,22 +416,6 @@ export class BatchPoster {
   /** Close every open batch, however small or young, and post everything. */
   flush(): Promise<PostedBatch[]> {
     return this.exclusive(() => this.closeAndPost(true));
-  }
-
-  /** Loop `tick` in the background until `stop`. */
-  start(): void {
-    if (this.loop !== undefined) return;
-    this.stopping = false;
-    this.loop = this.run().finally(() => {
-      this.loop = undefined;
-    });
-  }
-
-  /** Stop the loop after its current step. Open batches stay in memory; closed ones are on disk. */
-  async stop(): Promise<void> {
-    this.stopping = true;
-    this.wake?.();
-    await this.loop;
   }
 
   private async exclusive(fn: () => Promise<PostedBatch[]>): Promise<PostedBatch[]> {
@@ -521,7 +506,7 @@ export class BatchPoster {
     this.opts.metrics?.pendingResults.set(this.pendingResults());
   }
 
-  private async run(): Promise<void> {
+  protected async run(): Promise<void> {
     const { opts } = this;
     while (!this.stopping) {
       let delay = opts.intervalMs;
@@ -534,17 +519,6 @@ export class BatchPoster {
       }
       if (!this.stopping) await this.sleep(delay);
     }
-  }
-
-  private sleep(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const timer = setTimeout(done, ms);
-      function done() {
-        clearTimeout(timer);
-        resolve();
-      }
-      this.wake = done;
-    });
   }
 }
 

@@ -51,6 +51,7 @@ import {
 } from "./feedSource";
 import { RpcUnavailableError } from "./main";
 import { backoffDelay } from "./watcher";
+import { BackgroundLoop } from "./loop";
 
 // ------------------------------------------------------------------------------- errors
 
@@ -354,43 +355,28 @@ export interface FeedReporterOptions {
 const ROUND_MOVED = new Set(["DataFeeds__WrongRound", "DataFeeds__NotInRound"]);
 
 /** Reports one feed on its schedule until stopped. */
-export class FeedReporter {
+export class FeedReporter extends BackgroundLoop {
   private readonly counts = { open: 0, late: 0, already: 0, waits: 0, errors: 0 };
   private consecutiveFailures = 0;
   private lastRoundId: bigint | undefined;
   private lastValue: bigint | undefined;
   private lastError: string | undefined;
   private lastWait: string | undefined;
-  private stopping = false;
-  private loop: Promise<void> | undefined;
-  private wake: (() => void) | undefined;
 
-  constructor(private readonly opts: FeedReporterOptions) {}
+  constructor(private readonly opts: FeedReporterOptions) {
+    super();
+  }
 
   stats(): FeedReporterStats {
     return {
       feed: this.opts.source.name,
-      running: this.loop !== undefined,
+      running: this.running,
       ...this.counts,
       consecutiveFailures: this.consecutiveFailures,
       lastRoundId: this.lastRoundId,
       lastValue: this.lastValue,
       lastError: this.lastError,
     };
-  }
-
-  start(): void {
-    if (this.loop !== undefined) return;
-    this.stopping = false;
-    this.loop = this.run().finally(() => {
-      this.loop = undefined;
-    });
-  }
-
-  async stop(): Promise<void> {
-    this.stopping = true;
-    this.wake?.();
-    await this.loop;
   }
 
   /**
@@ -493,7 +479,7 @@ export class FeedReporter {
     }
   }
 
-  private async run(): Promise<void> {
+  protected async run(): Promise<void> {
     const { opts } = this;
     const { intervalMs } = opts.source;
     while (!this.stopping) {
@@ -515,17 +501,6 @@ export class FeedReporter {
       }
       if (!this.stopping) await this.sleep(delay);
     }
-  }
-
-  private sleep(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const timer = setTimeout(done, ms);
-      function done() {
-        clearTimeout(timer);
-        resolve();
-      }
-      this.wake = done;
-    });
   }
 }
 

@@ -35,6 +35,7 @@ import {
   type Request,
 } from "../sdk";
 import { backoffDelay, nextRange, type CheckpointStore, type WatcherLogger } from "./watcher";
+import { BackgroundLoop } from "./loop";
 
 // ------------------------------------------------------------------------------- pure core
 
@@ -421,7 +422,7 @@ export interface KeeperStats {
   lastError: string | undefined;
 }
 
-export class Keeper {
+export class Keeper extends BackgroundLoop {
   private readonly tracked = new Map<bigint, TrackedRequest>();
   private scannedTo: bigint | undefined;
   /** The block last written to the checkpoint store. */
@@ -429,15 +430,14 @@ export class Keeper {
   private readonly counts = { finalized: 0, refunded: 0, settledByOthers: 0, held: 0, errors: 0 };
   private consecutiveFailures = 0;
   private lastError: string | undefined;
-  private stopping = false;
-  private loop: Promise<void> | undefined;
-  private wake: (() => void) | undefined;
 
-  constructor(private readonly opts: KeeperOptions) {}
+  constructor(private readonly opts: KeeperOptions) {
+    super();
+  }
 
   stats(): KeeperStats {
     return {
-      running: this.loop !== undefined,
+      running: this.running,
       keeper: this.opts.chain.keeper,
       scannedTo: this.scannedTo,
       tracked: this.tracked.size,
@@ -445,22 +445,6 @@ export class Keeper {
       consecutiveFailures: this.consecutiveFailures,
       lastError: this.lastError,
     };
-  }
-
-  /** Start the loop in the background; resolves at once. */
-  start(): void {
-    if (this.loop !== undefined) return;
-    this.stopping = false;
-    this.loop = this.run().finally(() => {
-      this.loop = undefined;
-    });
-  }
-
-  /** Stop after the current step; resolves when the loop has ended. */
-  async stop(): Promise<void> {
-    this.stopping = true;
-    this.wake?.();
-    await this.loop;
   }
 
   /** One loop: scan new blocks, then settle what is due. Throws on an RPC failure. */
@@ -628,7 +612,7 @@ export class Keeper {
     this.opts.metrics?.tracked.set(this.tracked.size);
   }
 
-  private async run(): Promise<void> {
+  protected async run(): Promise<void> {
     const { opts } = this;
     opts.logger.info(
       { keeper: opts.chain.keeper, startBlock: opts.startBlock.toString() },
@@ -650,17 +634,6 @@ export class Keeper {
       }
       if (!this.stopping) await this.sleep(delay);
     }
-  }
-
-  private sleep(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const timer = setTimeout(done, ms);
-      function done() {
-        clearTimeout(timer);
-        resolve();
-      }
-      this.wake = done;
-    });
   }
 }
 

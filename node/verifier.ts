@@ -58,6 +58,7 @@ import {
 } from "../inference-worker";
 import type { HubReader } from "./chain";
 import { backoffDelay, nextRange, type CheckpointStore, type WatcherLogger } from "./watcher";
+import { BackgroundLoop } from "./loop";
 
 // ------------------------------------------------------------------------------- pure core
 
@@ -594,7 +595,7 @@ interface FollowedDispute {
 /** How many re-executed hashes are remembered (for votes on disputes opened by others). */
 const ANSWER_CACHE_SIZE = 10_000;
 
-export class Verifier {
+export class Verifier extends BackgroundLoop {
   private readonly waiting = new Map<bigint, Waiting>();
   private readonly disputes = new Map<bigint, FollowedDispute>();
   private readonly answers = new Map<bigint, Recomputed>();
@@ -616,18 +617,16 @@ export class Verifier {
   };
   private consecutiveFailures = 0;
   private lastError: string | undefined;
-  private stopping = false;
-  private loop: Promise<void> | undefined;
-  private wake: (() => void) | undefined;
 
   constructor(private readonly opts: VerifierOptions) {
+    super();
     if (opts.chain.verifiers.length === 0) throw new RangeError("a verifier needs at least one key");
     if (!(opts.share >= 0 && opts.share <= 1)) throw new RangeError("share must be in [0, 1]");
   }
 
   stats(): VerifierStats {
     return {
-      running: this.loop !== undefined,
+      running: this.running,
       verifiers: this.opts.chain.verifiers,
       share: this.opts.share,
       scannedTo: this.scannedTo,
@@ -639,20 +638,9 @@ export class Verifier {
     };
   }
 
-  /** Start the loop in the background; resolves at once. */
-  start(): void {
-    if (this.loop !== undefined) return;
-    this.stopping = false;
-    this.loop = this.run().finally(() => {
-      this.loop = undefined;
-    });
-  }
-
   /** Stop after the current step; resolves when the loop has ended and the models are closed. */
-  async stop(): Promise<void> {
-    this.stopping = true;
-    this.wake?.();
-    await this.loop;
+  override async stop(): Promise<void> {
+    await super.stop();
     await this.opts.answers.close?.();
   }
 
@@ -1078,7 +1066,7 @@ export class Verifier {
     this.opts.logger.error({ ...context, err: this.lastError }, "verifier: step failed; retrying next loop");
   }
 
-  private async run(): Promise<void> {
+  protected async run(): Promise<void> {
     const { opts } = this;
     while (!this.stopping) {
       let delay = opts.intervalMs;
@@ -1094,17 +1082,6 @@ export class Verifier {
       }
       if (!this.stopping) await this.sleep(delay);
     }
-  }
-
-  private sleep(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const timer = setTimeout(done, ms);
-      function done() {
-        clearTimeout(timer);
-        resolve();
-      }
-      this.wake = done;
-    });
   }
 }
 

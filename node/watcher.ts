@@ -10,6 +10,7 @@ import type { Address } from "viem";
 import { logsToJobs, type InferenceJob, type JobSpec } from "../sdk";
 import type { HubReader } from "./chain";
 import type { RelayerMetrics } from "./metrics";
+import { BackgroundLoop } from "./loop";
 
 // ------------------------------------------------------------------------------- pure core
 
@@ -162,7 +163,7 @@ async function stage<T>(kind: "rpc" | "queue", fn: () => Promise<T>): Promise<T>
   }
 }
 
-export class ChainWatcher {
+export class ChainWatcher extends BackgroundLoop {
   readonly stats: WatcherStats = {
     running: false,
     head: undefined,
@@ -179,31 +180,17 @@ export class ChainWatcher {
   };
 
   private checkpointLoaded = false;
-  private stopping = false;
-  private loop: Promise<void> | undefined;
-  private wake: (() => void) | undefined;
 
   constructor(private readonly opts: WatcherOptions) {
+    super();
     if (!Number.isInteger(opts.logChunkBlocks) || opts.logChunkBlocks < 1)
       throw new RangeError("logChunkBlocks must be a positive integer");
   }
 
   /** Start the loop in the background; resolves at once. */
-  start(): void {
-    if (this.loop !== undefined) return;
-    this.stopping = false;
+  override start(): void {
     this.stats.running = true;
-    this.loop = this.run().finally(() => {
-      this.stats.running = false;
-      this.loop = undefined;
-    });
-  }
-
-  /** Stop after the current chunk; resolves when the loop has ended. */
-  async stop(): Promise<void> {
-    this.stopping = true;
-    this.wake?.();
-    await this.loop;
+    super.start();
   }
 
   /**
@@ -290,7 +277,15 @@ export class ChainWatcher {
     );
   }
 
-  private async run(): Promise<void> {
+  protected async run(): Promise<void> {
+    try {
+      await this.loopPolling();
+    } finally {
+      this.stats.running = false;
+    }
+  }
+
+  private async loopPolling(): Promise<void> {
     const { opts, stats } = this;
     while (!this.stopping) {
       let delay = opts.pollIntervalMs;
@@ -322,16 +317,5 @@ export class ChainWatcher {
       }
       if (!this.stopping) await this.sleep(delay);
     }
-  }
-
-  private sleep(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const timer = setTimeout(done, ms);
-      function done() {
-        clearTimeout(timer);
-        resolve();
-      }
-      this.wake = done;
-    });
   }
 }
