@@ -68,7 +68,6 @@ import {
   floatTensor,
   MODEL_FEE,
   MODEL_ID,
-  OWNER_SHARE_BPS,
   ROLE,
   SAMPLE_OUTPUT,
   STATE,
@@ -88,6 +87,7 @@ import {
   err,
   ev,
   fcParameters,
+  feeSplit,
   fmt,
   fulfillmentHash,
   GAS,
@@ -96,6 +96,7 @@ import {
   latestTimestamp,
   mineAt,
   newStats,
+  observed,
   provider,
   rarely,
   reached,
@@ -104,11 +105,15 @@ import {
   requestHash,
   requestTuple,
   same,
-  sendAt,
+  sendNext,
   show,
   view,
   weighted,
+  withdrawCredit,
+  type Effect,
   type ExpectedError,
+  type ModelClock,
+  type Outcome,
 } from "./propertyHarness";
 
 // =============================================================================== configuration
@@ -120,7 +125,6 @@ const SEQUENCE = { minLength: 5, maxLength: 25 } as const;
 const P = DEVNET_PARAMS.disputes;
 const STAKE = DEVNET_PARAMS.stake;
 const BPS = 10_000n;
-const PROTOCOL_FEE_BPS = BigInt(DEVNET_PARAMS.settlement.protocolFeeBps);
 const CHALLENGE_WINDOW = DEVNET_PARAMS.settlement.challengeWindow;
 const VOTING_PERIOD = P.votingPeriod;
 const REQUEST_TIMEOUT = DEVNET_PARAMS.hub.requestTimeout;
@@ -285,12 +289,8 @@ interface Observation {
   votes: string[];
 }
 
-type Effect = () => void;
-type Outcome = { error: ExpectedError } | { events: string[]; effects: Effect[] };
-
-interface Ctx {
+interface Ctx extends ModelClock<Observation> {
   w: DisputeWorld;
-  now: number; // timestamp of the latest block
   block: number; // number of the latest block
   nodes: NodeModel[]; // node1, node2, node3, then the five verifiers
   verifierSet: string[]; // NodeRegistry's verifier set, in its order
@@ -311,8 +311,6 @@ interface Ctx {
   treasury: string;
   modelOwner: string;
   interfaces: Map<string, Interface>;
-  last?: Observation;
-  unchanged?: { observation: Observation; reason: string };
 }
 
 /** Contract addresses as keys of `Ctx.interfaces`. */
@@ -340,13 +338,6 @@ function credit(ctx: Ctx, account: string, amount: bigint): void {
 
 function creditOf(ctx: Ctx, account: string): bigint {
   return ctx.credits.get(account) ?? 0n;
-}
-
-/** The fee split of Settlement._release: owner and protocol shares, the rest for the node(s). */
-function feeSplit(fee: bigint): { owner: bigint; protocol: bigint; nodes: bigint } {
-  const owner = (fee * BigInt(OWNER_SHARE_BPS)) / BPS;
-  const protocol = (fee * PROTOCOL_FEE_BPS) / BPS;
-  return { owner, protocol, nodes: fee - owner - protocol };
 }
 
 /** The fulfilment to pass for `t`: its own, or a made-up one when it has none. */
@@ -654,9 +645,7 @@ function expectedDispute(ctx: Ctx, d: Disp): string {
 
 async function check(ctx: Ctx): Promise<void> {
   const o = await observe(ctx);
-  if (ctx.unchanged) same(show(o), show(ctx.unchanged.observation), ctx.unchanged.reason);
-  ctx.unchanged = undefined;
-  ctx.last = o;
+  observed(ctx, o);
   const { hub, settlement, registry } = o.balances;
 
   // 1. Value.
@@ -736,17 +725,9 @@ async function transact(
   send: () => Promise<ContractTransactionResponse>,
   outcome: Outcome,
 ): Promise<ContractTransactionReceipt | null> {
-  const ts = ctx.now + 1;
-  const receipt = await sendAt(ts, send, ctx.interfaces, outcome, stats);
-  ctx.now = ts; // a reverting transaction is mined too
+  const receipt = await sendNext(ctx, send, ctx.interfaces, outcome, stats);
   ctx.block++;
-  if ("error" in outcome) {
-    ctx.unchanged = {
-      observation: ctx.last!,
-      reason: `a reverted call (${outcome.error.name}) changed state`,
-    };
-    return null;
-  }
+  if (!receipt || "error" in outcome) return receipt;
   // 2 and 4 from the chain's own events, before the model moves.
   const available = new Map(ctx.nodes.map((n) => [n.address, n.stake + n.unbonding]));
   for (const log of receipt!.logs) {
@@ -1440,24 +1421,20 @@ async function runCommand(ctx: Ctx, cmd: Cmd): Promise<boolean> {
       const account = addressOf(ctx, who);
       const to = addressOf(ctx, ctx.withdrawers[cmd.to] ?? who);
       const amount = creditOf(ctx, account);
-      const send = () => s.connect(who).withdraw(to, { gasLimit: GAS.other });
-      if (amount === 0n) {
-        await transact(ctx, send, err(s, "Settlement__NothingToWithdraw", account));
-        return true;
-      }
-      const before = await balanceOf(to);
-      const receipt = await transact(ctx, send, {
-        events: [ev("Withdrawn", account, to, amount)],
-        effects: [
-          () => {
-            ctx.credits.set(account, 0n);
-            ctx.withdrawn += amount;
-            reached(stats, "withdrawn");
-          },
-        ],
-      });
-      const gasPaid = to === account ? receipt!.fee : 0n;
-      same((await balanceOf(to)) - before + gasPaid, amount, "3: a withdrawal pays exactly the credit");
+      // 3: a withdrawal pays exactly the credit.
+      await withdrawCredit(
+        s,
+        who,
+        account,
+        to,
+        amount,
+        (send, o) => transact(ctx, send, o),
+        () => {
+          ctx.credits.set(account, 0n);
+          ctx.withdrawn += amount;
+          reached(stats, "withdrawn");
+        },
+      );
       return true;
     }
 

@@ -36,7 +36,6 @@ import {
   floatTensor,
   MODEL_FEE,
   MODEL_ID,
-  OWNER_SHARE_BPS,
   ROLE,
   STATE,
   STATUS,
@@ -55,6 +54,7 @@ import {
   err,
   ev,
   fcParameters,
+  feeSplit,
   fulfillmentHash,
   GAS,
   holds,
@@ -62,6 +62,7 @@ import {
   latestTimestamp,
   mineAt,
   newStats,
+  observed,
   rarely,
   reached,
   readAll,
@@ -70,10 +71,15 @@ import {
   requestTuple,
   same,
   sendAt,
+  sendNext,
   show,
   view,
   weighted,
+  withdrawCredit,
+  type Effect,
   type ExpectedError,
+  type ModelClock,
+  type Outcome,
 } from "./propertyHarness";
 
 // =============================================================================== configuration
@@ -83,7 +89,6 @@ const CI_RUNS = { system: 600, nodes: 400 } as const;
 const SEQUENCE = { minLength: 5, maxLength: 20 } as const;
 
 const BPS = 10_000n;
-const PROTOCOL_FEE_BPS = BigInt(DEVNET_PARAMS.settlement.protocolFeeBps);
 const CHALLENGE_WINDOW = DEVNET_PARAMS.settlement.challengeWindow;
 const REQUEST_TIMEOUT = DEVNET_PARAMS.hub.requestTimeout;
 const MAX_CALLBACK_GAS = DEVNET_PARAMS.hub.maxCallbackGasLimit;
@@ -335,9 +340,8 @@ interface SystemObservation {
   consumer: bigint[]; // lastRequestId, lastStatus, a, b, c
 }
 
-interface SystemCtx {
+interface SystemCtx extends ModelClock<SystemObservation> {
   w: SystemWorld;
-  now: number; // timestamp of the latest block
   requests: TrackedRequest[];
   credited: Map<string, bigint>; // everything ever credited, by lower-case address
   withdrawn: Map<string, bigint>;
@@ -352,10 +356,6 @@ interface SystemCtx {
   consumerAt: string;
   accounts: string[]; // every address that can hold credit, lower case
   interfaces: Map<string, Interface>;
-  /** The last observation, checked against the model. */
-  last?: SystemObservation;
-  /** Set by a reverted call: the next observation must equal it. */
-  unchanged?: { observation: SystemObservation; reason: string };
 }
 
 const TERMINAL: readonly number[] = [STATE.Failed, STATE.Refunded, STATE.Finalized];
@@ -432,9 +432,6 @@ function forgeRequest(ctx: SystemCtx, r: RequestStruct, field: RequestField): Re
   return f;
 }
 
-type Effect = () => void;
-type Outcome = { error: ExpectedError } | { events: string[]; effects: Effect[] };
-
 /** The events and model changes of recording an answer (success or error) for `t`. */
 function recordEffects(
   ctx: SystemCtx,
@@ -483,16 +480,8 @@ async function transact(
   send: () => Promise<ContractTransactionResponse>,
   outcome: Outcome,
 ): Promise<ContractTransactionReceipt | null> {
-  const ts = ctx.now + 1;
-  const receipt = await sendAt(ts, send, ctx.interfaces, outcome, stats.system);
-  ctx.now = ts; // a reverting transaction is mined too
-  if ("error" in outcome) {
-    ctx.unchanged = {
-      observation: ctx.last!,
-      reason: `a reverted call (${outcome.error.name}) changed state`,
-    };
-    return null;
-  }
+  const receipt = await sendNext(ctx, send, ctx.interfaces, outcome, stats.system);
+  if (!receipt || "error" in outcome) return receipt;
   // Count refunds and payouts from the chain's own events, independently of the model.
   const hubAt = ctx.w.addresses.inferenceHub.toLowerCase();
   for (const log of receipt!.logs) {
@@ -544,9 +533,7 @@ async function observeSystem(ctx: SystemCtx): Promise<SystemObservation> {
 
 async function checkSystemInvariants(ctx: SystemCtx): Promise<void> {
   const o = await observeSystem(ctx);
-  if (ctx.unchanged) same(show(o), show(ctx.unchanged.observation), ctx.unchanged.reason);
-  ctx.unchanged = undefined;
-  ctx.last = o;
+  observed(ctx, o);
   same(o.requestCount, BigInt(ctx.requests.length), "requestCount()");
 
   // 1. The hub holds exactly the fees of the requests that are pending or in their challenge window.
@@ -684,9 +671,7 @@ async function finalize(
     outcome = err(w.hub, "Hub__CommitmentMismatch", r.requestId);
   } else {
     const node = t.fulfillment!.node;
-    const ownerAmount = (r.fee * BigInt(OWNER_SHARE_BPS)) / BPS;
-    const protocolAmount = (r.fee * PROTOCOL_FEE_BPS) / BPS;
-    const nodeAmount = r.fee - ownerAmount - protocolAmount;
+    const { owner: ownerAmount, protocol: protocolAmount, nodes: nodeAmount } = feeSplit(r.fee);
     const modelOwner = ctx.addr.get(w.modelOwner)!;
     outcome = {
       events: [
@@ -900,26 +885,20 @@ async function execSystem(ctx: SystemCtx, cmd: SysCmd): Promise<boolean> {
       const account = ctx.addr.get(who)!;
       const to = cmd.to < ctx.withdrawers.length ? ctx.addr.get(ctx.withdrawers[cmd.to]!)! : account;
       const amount = creditOf(ctx, account);
-      const send = () => w.settlement.connect(who).withdraw(to, { gasLimit: GAS.other });
-      if (amount === 0n) {
-        await transact(ctx, send, err(w.settlement, "Settlement__NothingToWithdraw", account));
-        return true;
-      }
-      const before = await balanceOf(to);
-      const receipt = await transact(ctx, send, {
-        events: [ev("Withdrawn", account, to, amount)],
-        effects: [
-          () => {
-            const a = account.toLowerCase();
-            ctx.withdrawn.set(a, (ctx.withdrawn.get(a) ?? 0n) + amount);
-            ctx.totalWithdrawn += amount;
-            reached(stats.system, "withdrawn");
-          },
-        ],
-      });
-      const gasPaid = to === account ? receipt!.fee : 0n;
-      const received = (await balanceOf(to)) - before + gasPaid;
-      expect(received, "invariant 5: the amount withdrawn is the credit").to.equal(amount);
+      await withdrawCredit(
+        w.settlement,
+        who,
+        account,
+        to,
+        amount,
+        (send, o) => transact(ctx, send, o),
+        () => {
+          const a = account.toLowerCase();
+          ctx.withdrawn.set(a, (ctx.withdrawn.get(a) ?? 0n) + amount);
+          ctx.totalWithdrawn += amount;
+          reached(stats.system, "withdrawn");
+        },
+      );
       return true;
     }
   }

@@ -17,8 +17,11 @@ import {
   type ContractTransactionResponse,
   type Interface,
   type Log,
+  type Signer,
 } from "ethers";
-import type { FulfillmentStruct, RequestStruct } from "./helpers";
+import type { Settlement } from "../../typechain-types";
+import { DEVNET_PARAMS } from "../../deploy/config";
+import { OWNER_SHARE_BPS, type FulfillmentStruct, type RequestStruct } from "./helpers";
 
 // =============================================================================== configuration
 
@@ -340,4 +343,88 @@ const HASH_MASK = (1n << 248n) - 1n;
 /** The hub's slot for a request: `state` in the top byte, the low 31 bytes of `commitment` below. */
 export function commitmentSlot(state: number, commitment: string): string {
   return toBeHex((BigInt(state) << 248n) | (BigInt(commitment) & HASH_MASK), 32);
+}
+
+// ========================================================================== model bookkeeping
+
+export type Effect = () => void;
+/** What the model predicts for a call: an exact revert, or the exact events and its own changes. */
+export type Outcome = { error: ExpectedError } | { events: string[]; effects: Effect[] };
+export type Transact = (
+  send: () => Promise<ContractTransactionResponse>,
+  outcome: Outcome,
+) => Promise<ContractTransactionReceipt | null>;
+
+/** What every model keeps besides its state: its clock and what a reverted call must leave as it was. */
+export interface ModelClock<O> {
+  /** The timestamp of the latest block: every block is mined at a time the model chose. */
+  now: number;
+  /** The last observation, checked against the model. */
+  last?: O;
+  /** Set by a reverted call: the next observation must equal it. */
+  unchanged?: { observation: O; reason: string };
+}
+
+/**
+ * Send in the next block, one second after the model's clock (a reverting transaction is mined
+ * too). After a revert the next observation must equal the last one.
+ */
+export async function sendNext<O>(
+  m: ModelClock<O>,
+  send: () => Promise<ContractTransactionResponse>,
+  interfaces: Map<string, Interface>,
+  outcome: Outcome,
+  s: Stats,
+): Promise<ContractTransactionReceipt | null> {
+  const ts = m.now + 1;
+  const receipt = await sendAt(ts, send, interfaces, outcome, s);
+  m.now = ts;
+  if ("error" in outcome) {
+    m.unchanged = { observation: m.last!, reason: `a reverted call (${outcome.error.name}) changed state` };
+    return null;
+  }
+  return receipt;
+}
+
+/** Keep a fresh observation; after a revert it must equal the one before. */
+export function observed<O>(m: ModelClock<O>, o: O): void {
+  if (m.unchanged) same(show(o), show(m.unchanged.observation), m.unchanged.reason);
+  m.unchanged = undefined;
+  m.last = o;
+}
+
+const BPS = 10_000n;
+
+/** Settlement's split of a fee: the model owner's and the protocol's shares, the rest for the node(s). */
+export function feeSplit(fee: bigint): { owner: bigint; protocol: bigint; nodes: bigint } {
+  const owner = (fee * BigInt(OWNER_SHARE_BPS)) / BPS;
+  const protocol = (fee * BigInt(DEVNET_PARAMS.settlement.protocolFeeBps)) / BPS;
+  return { owner, protocol, nodes: fee - owner - protocol };
+}
+
+/**
+ * `who` (at `account`) withdraws its credit, `amount` by the model, to `to`: with none it must
+ * revert NothingToWithdraw; otherwise emit Withdrawn, and `to` must receive exactly `amount`.
+ */
+export async function withdrawCredit(
+  settlement: Settlement,
+  who: Signer,
+  account: string,
+  to: string,
+  amount: bigint,
+  transact: Transact,
+  onWithdrawn: Effect,
+): Promise<void> {
+  const send = () => settlement.connect(who).withdraw(to, { gasLimit: GAS.other });
+  if (amount === 0n) {
+    await transact(send, err(settlement, "Settlement__NothingToWithdraw", account));
+    return;
+  }
+  const before = await balanceOf(to);
+  const receipt = await transact(send, {
+    events: [ev("Withdrawn", account, to, amount)],
+    effects: [onWithdrawn],
+  });
+  const gasPaid = to === account ? receipt!.fee : 0n;
+  same((await balanceOf(to)) - before + gasPaid, amount, "the amount withdrawn is the credit");
 }
