@@ -139,8 +139,21 @@ export function view(iface: Interface, to: string, fn: string, ...args: unknown[
   return { to, data };
 }
 
-/** Make all the reads in one eth_call against the latest block; each result as 32-byte words. */
+/**
+ * Reads per eth_call. The reader's output grows by copying, so its memory (and gas) grows with
+ * the square of the reads in one call: a few hundred would pass the call's gas cap.
+ */
+const READS_PER_CALL = 100;
+
+/** Make all the reads against the latest block; each result as 32-byte words. */
 export async function readAll(reads: Read[]): Promise<bigint[][]> {
+  if (reads.length <= READS_PER_CALL) return readBatch(reads);
+  const batches: Read[][] = [];
+  for (let i = 0; i < reads.length; i += READS_PER_CALL) batches.push(reads.slice(i, i + READS_PER_CALL));
+  return (await Promise.all(batches.map(readBatch))).flat();
+}
+
+async function readBatch(reads: Read[]): Promise<bigint[][]> {
   const entry = (r: Read) =>
     r.to.slice(2) + ((r.data.length - 2) / 2).toString(16).padStart(4, "0") + r.data.slice(2);
   const data = BATCH_READ_SELECTOR + coder.encode(["bytes"], ["0x" + reads.map(entry).join("")]).slice(2);
