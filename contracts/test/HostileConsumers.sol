@@ -110,6 +110,41 @@ contract StoringConsumer is InferenceConsumer {
     }
 }
 
+/// @dev Counts what the hub delivers for each request (single or redundant): a result must arrive
+/// exactly once, and an overturn at most once after it.
+contract CountingConsumer is InferenceConsumer {
+    mapping(uint256 requestId => uint256) public answers;
+    mapping(uint256 requestId => uint256) public overturns;
+
+    constructor(IInferenceHub hub) InferenceConsumer(hub) {}
+
+    function request(
+        bytes32 modelId,
+        bytes calldata input,
+        uint32 callbackGasLimit,
+        uint8 redundancy
+    ) external payable returns (uint256) {
+        if (redundancy == 1) {
+            return INFERENCE_HUB.requestInference{value: msg.value}(modelId, input, callbackGasLimit);
+        }
+        return
+            INFERENCE_HUB.requestInferenceRedundant{value: msg.value}(
+                modelId,
+                input,
+                callbackGasLimit,
+                redundancy
+            );
+    }
+
+    function _onInference(uint256 requestId, ResultStatus, bytes calldata, bytes32) internal override {
+        ++answers[requestId];
+    }
+
+    function _onInferenceOverturned(uint256 requestId, bytes32, bytes32) internal override {
+        ++overturns[requestId];
+    }
+}
+
 /// @dev Refuses plain transfers: a withdrawal to it must fail loudly and keep the credit.
 contract RejectingReceiver {
     error NoThanks();

@@ -14,20 +14,16 @@ import { expect } from "chai";
 import fc from "fast-check";
 import hre from "hardhat";
 import {
-  AbiCoder,
   concat,
-  Interface,
   hexlify,
-  id,
   keccak256,
   sha256,
   toBeHex,
   toUtf8Bytes,
   ZeroHash,
-  type BaseContract,
   type ContractTransactionReceipt,
   type ContractTransactionResponse,
-  type Log,
+  type Interface,
   type Signer,
 } from "ethers";
 import { loadFixture } from "@nomicfoundation/hardhat-network-helpers";
@@ -40,7 +36,6 @@ import {
   floatTensor,
   MODEL_FEE,
   MODEL_ID,
-  OWNER_SHARE_BPS,
   ROLE,
   STATE,
   STATUS,
@@ -48,6 +43,44 @@ import {
   type FulfillmentStruct,
   type RequestStruct,
 } from "./helpers";
+import {
+  balanceOf,
+  batchReaderRuntimeCode,
+  choose,
+  coder,
+  command,
+  commitmentSlot,
+  configuredRuns,
+  err,
+  ev,
+  fcParameters,
+  feeSplit,
+  fulfillmentHash,
+  GAS,
+  holds,
+  installBatchReader,
+  latestTimestamp,
+  mineAt,
+  newStats,
+  observed,
+  rarely,
+  reached,
+  readAll,
+  report,
+  requestHash,
+  requestTuple,
+  same,
+  sendAt,
+  sendNext,
+  show,
+  view,
+  weighted,
+  withdrawCredit,
+  type Effect,
+  type ExpectedError,
+  type ModelClock,
+  type Outcome,
+} from "./propertyHarness";
 
 // =============================================================================== configuration
 
@@ -55,29 +88,7 @@ import {
 const CI_RUNS = { system: 600, nodes: 400 } as const;
 const SEQUENCE = { minLength: 5, maxLength: 20 } as const;
 
-function configuredRuns(ciDefault: number): number {
-  const raw = process.env.GRADNET_PROPERTY_RUNS?.trim();
-  if (!raw) return ciDefault;
-  const times = /^(?:x\s*(\d+(?:\.\d+)?)|(\d+(?:\.\d+)?)\s*x)$/i.exec(raw);
-  if (times) return Math.max(1, Math.round(ciDefault * Number(times[1] ?? times[2])));
-  if (/^\d+$/.test(raw)) return Math.max(1, Number(raw));
-  throw new Error(`GRADNET_PROPERTY_RUNS must be a count (500) or a factor (x4), not "${raw}"`);
-}
-
-function fcParameters<T>(numRuns: number): fc.Parameters<T> {
-  const params: fc.Parameters<T> = { numRuns };
-  const seed = process.env.GRADNET_PROPERTY_SEED?.trim();
-  if (seed) params.seed = Number(seed);
-  const path = process.env.GRADNET_PROPERTY_PATH?.trim();
-  if (path) params.path = path;
-  return params;
-}
-
-/** Explicit gas limits: no estimation round trip, and a reverting call is mined like any other. */
-const GAS = { request: 1_000_000, fulfill: 3_000_000, batch: 12_000_000, other: 1_000_000 } as const;
-
 const BPS = 10_000n;
-const PROTOCOL_FEE_BPS = BigInt(DEVNET_PARAMS.settlement.protocolFeeBps);
 const CHALLENGE_WINDOW = DEVNET_PARAMS.settlement.challengeWindow;
 const REQUEST_TIMEOUT = DEVNET_PARAMS.hub.requestTimeout;
 const MAX_CALLBACK_GAS = DEVNET_PARAMS.hub.maxCallbackGasLimit;
@@ -90,270 +101,9 @@ const CONSUMER_GAS_OK = 300_000;
  */
 const CONSUMER_GAS_STARVED = 2_000;
 const MAX_UINT256 = (1n << 256n) - 1n;
-const HASH_MASK = (1n << 248n) - 1n;
 const ETH = 10n ** 18n;
 
-// ================================================================================ chain access
-
-const provider = hre.network.provider;
-const coder = AbiCoder.defaultAbiCoder();
-
-/**
- * Checking every invariant after every call takes dozens of reads per call, and each eth_call
- * costs far more than the EVM work it does. This contract makes them all in one eth_call: a
- * static call for each calldata, the target's balance for empty calldata. It is compiled here
- * with the repository's solc and placed (hardhat_setCode) at an address no contract uses.
- */
-const BATCH_READER_SOURCE = `// SPDX-License-Identifier: MIT
-pragma solidity 0.8.28;
-
-contract BatchReader {
-    /// @param reads one entry after another: target (20 bytes), calldata length (2 bytes), calldata.
-    /// Empty calldata reads the target's balance.
-    /// @return out for each entry: the length of its result (32 bytes), then the result
-    function read(bytes calldata reads) external view returns (bytes memory out) {
-        for (uint256 i = 0; i < reads.length; ) {
-            address target = address(bytes20(reads[i:i + 20]));
-            uint256 size = uint16(bytes2(reads[i + 20:i + 22]));
-            bytes memory ret;
-            if (size == 0) {
-                ret = abi.encode(target.balance);
-            } else {
-                bool ok;
-                (ok, ret) = target.staticcall(reads[i + 22:i + 22 + size]);
-                require(ok, "BatchReader: a read reverted");
-            }
-            out = bytes.concat(out, abi.encode(ret.length), ret);
-            i += 22 + size;
-        }
-    }
-}
-`;
-const BATCH_READER_AT = "0x0000000000000000000000000000000000ba7c4e";
-const BATCH_READ_SELECTOR = id("read(bytes)").slice(0, 10);
-
-let batchReaderCode: string | undefined;
-
-function batchReaderRuntimeCode(): string {
-  if (batchReaderCode) return batchReaderCode;
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const solc = require("solc") as { compile(input: string): string };
-  const input = {
-    language: "Solidity",
-    sources: { "BatchReader.sol": { content: BATCH_READER_SOURCE } },
-    settings: {
-      evmVersion: "cancun",
-      optimizer: { enabled: true, runs: 200 },
-      outputSelection: { "*": { BatchReader: ["evm.deployedBytecode.object"] } },
-    },
-  };
-  const output = JSON.parse(solc.compile(JSON.stringify(input))) as {
-    errors?: { severity: string; formattedMessage: string }[];
-    contracts?: Record<string, Record<string, { evm: { deployedBytecode: { object: string } } }>>;
-  };
-  const errors = (output.errors ?? []).filter((e) => e.severity === "error");
-  const code = output.contracts?.["BatchReader.sol"]?.["BatchReader"]?.evm.deployedBytecode.object;
-  if (errors.length > 0 || !code) {
-    throw new Error("BatchReader did not compile:\n" + errors.map((e) => e.formattedMessage).join("\n"));
-  }
-  return (batchReaderCode = "0x" + code);
-}
-
-/** Fixtures call this, so that their snapshots include the reader. */
-async function installBatchReader(): Promise<void> {
-  await provider.request({ method: "hardhat_setCode", params: [BATCH_READER_AT, batchReaderRuntimeCode()] });
-}
-
-/** One read: a view's calldata, or "0x" for the target's balance. */
-interface Read {
-  to: string;
-  data: string;
-}
-
-const calldataCache = new Map<string, string>();
-
-/** The calldata of a view call, encoded once. */
-function view(iface: Interface, to: string, fn: string, ...args: unknown[]): Read {
-  const key = `${to}.${fn}(${args.join(",")})`;
-  let data = calldataCache.get(key);
-  if (data === undefined) calldataCache.set(key, (data = iface.encodeFunctionData(fn, args)));
-  return { to, data };
-}
-
-/** Make all the reads in one eth_call against the latest block; each result as 32-byte words. */
-async function readAll(reads: Read[]): Promise<bigint[][]> {
-  const entry = (r: Read) =>
-    r.to.slice(2) + ((r.data.length - 2) / 2).toString(16).padStart(4, "0") + r.data.slice(2);
-  const data = BATCH_READ_SELECTOR + coder.encode(["bytes"], ["0x" + reads.map(entry).join("")]).slice(2);
-  const raw = await provider.request({
-    method: "eth_call",
-    params: [{ to: BATCH_READER_AT, data }, "latest"],
-  });
-  const out = (coder.decode(["bytes"], raw as string)[0] as string).slice(2);
-  const results: bigint[][] = [];
-  for (let at = 0; at < out.length;) {
-    const length = 2 * Number(BigInt("0x" + out.slice(at, at + 64)));
-    const result = out.slice(at + 64, at + 64 + length);
-    results.push(
-      Array.from({ length: length / 64 }, (_, i) => BigInt("0x" + result.slice(64 * i, 64 * i + 64))),
-    );
-    at += 64 + length;
-  }
-  if (results.length !== reads.length)
-    throw new Error(`BatchReader: ${results.length} of ${reads.length} results`);
-  return results;
-}
-
-async function balanceOf(address: string): Promise<bigint> {
-  return BigInt(
-    (await provider.request({ method: "eth_getBalance", params: [address, "latest"] })) as string,
-  );
-}
-
-async function latestTimestamp(): Promise<number> {
-  const block = (await provider.request({
-    method: "eth_getBlockByNumber",
-    params: ["latest", false],
-  })) as { timestamp: string };
-  return Number(block.timestamp);
-}
-
-/** The tests keep their own clock: every block is mined at a time the model chose. */
-async function mineAt(timestamp: number): Promise<void> {
-  await provider.request({ method: "evm_mine", params: [timestamp] });
-}
-
-async function setNextBlockTime(timestamp: number): Promise<void> {
-  await provider.request({ method: "evm_setNextBlockTimestamp", params: [timestamp] });
-}
-
-/** Events as strings, so that expected and emitted events compare with one deep equal. */
-function fmt(x: unknown): string {
-  if (typeof x === "bigint" || typeof x === "number") return BigInt(x).toString();
-  if (typeof x === "string") return x.toLowerCase();
-  if (typeof x === "boolean") return String(x);
-  if (Array.isArray(x)) return `[${x.map(fmt).join(",")}]`;
-  throw new Error(`cannot format ${String(x)}`);
-}
-
-function ev(name: string, ...args: unknown[]): string {
-  return `${name}(${args.map(fmt).join(",")})`;
-}
-
-function describeLogs(logs: readonly Log[], interfaces: Map<string, Interface>): string[] {
-  return logs.map((log) => {
-    const parsed = interfaces.get(log.address.toLowerCase())?.parseLog(log);
-    return parsed ? ev(parsed.name, ...parsed.args) : `unknown log from ${log.address}`;
-  });
-}
-
-/**
- * Plain checks for the invariants, which run after every command: chai's matchers would cost more
- * than the chain does.
- */
-function holds(condition: boolean, what: string): void {
-  if (!condition) expect.fail(what);
-}
-
-function same<T>(actual: T, expected: T, what: string): void {
-  if (actual !== expected) expect.fail(`${what}: expected ${show(expected)}, got ${show(actual)}`);
-}
-
-function show(x: unknown): string {
-  return typeof x === "string"
-    ? x
-    : JSON.stringify(x, (_, v: unknown) => (typeof v === "bigint" ? `${v}` : v));
-}
-
-interface ExpectedError {
-  contract: BaseContract;
-  name: string;
-  args: unknown[];
-}
-
-const err = (contract: BaseContract, name: string, ...args: unknown[]): { error: ExpectedError } => ({
-  error: { contract, name, args },
-});
-
-interface Stats {
-  sequences: number;
-  commands: number;
-  txs: number;
-  reverts: number;
-  noops: number;
-  ms: number;
-  reached: Map<string, number>;
-}
-
-const newStats = (): Stats => ({
-  sequences: 0,
-  commands: 0,
-  txs: 0,
-  reverts: 0,
-  noops: 0,
-  ms: 0,
-  reached: new Map(),
-});
 const stats = { system: newStats(), nodes: newStats() };
-
-function reached(s: Stats, what: string): void {
-  s.reached.set(what, (s.reached.get(what) ?? 0) + 1);
-}
-
-function report(name: string, s: Stats): void {
-  const seen = [...s.reached.entries()]
-    .sort(([a], [b]) => a.localeCompare(b))
-    .map(([k, v]) => `${k} ${v}`)
-    .join(", ");
-  console.log(
-    `      ${name}: ${s.sequences} sequences, ${s.commands} commands (${s.txs} transactions, ` +
-      `${s.reverts} expected reverts, ${s.noops} no-ops) in ${(s.ms / 1000).toFixed(1)} s\n` +
-      `        reached: ${seen}`,
-  );
-}
-
-/**
- * Send one transaction in a block at `ts`. An expected error must be the revert's custom error,
- * with its arguments; otherwise the transaction must succeed and emit exactly `events`.
- */
-async function sendAt(
-  ts: number,
-  send: () => Promise<ContractTransactionResponse>,
-  interfaces: Map<string, Interface>,
-  outcome: { error: ExpectedError } | { events: string[] },
-  s: Stats,
-): Promise<ContractTransactionReceipt | null> {
-  await setNextBlockTime(ts);
-  s.txs++;
-  if ("error" in outcome) {
-    const e = outcome.error;
-    await expect(send())
-      .to.be.revertedWithCustomError(e.contract, e.name)
-      .withArgs(...e.args);
-    s.reverts++;
-    reached(s, `revert ${e.name}`);
-    return null;
-  }
-  const receipt = (await (await send()).wait())!;
-  expect(describeLogs(receipt.logs, interfaces), "emitted events").to.deep.equal(outcome.events);
-  return receipt;
-}
-
-/** The `index`th (modulo) of the entries that are `wanted`, or of all when no filter is given. */
-function choose<T>(list: T[], index: number, wanted?: (x: T) => boolean): T | undefined {
-  const from = wanted ? list.filter(wanted) : list;
-  return from.length > 0 ? from[index % from.length] : undefined;
-}
-
-const weighted = <T>(weight: number, arbitrary: fc.Arbitrary<T>) => ({ weight, arbitrary });
-/** One command: its `kind` and its random fields (plain data, which fast-check prints and shrinks). */
-const command = <K extends string, T extends object>(
-  kind: K,
-  fields: { [P in keyof T]: fc.Arbitrary<T[P]> },
-) => fc.record(fields).map((f) => ({ kind, ...f }));
-/** Mostly false: commands usually pick a target where they can succeed. */
-const rarely = fc.oneof(weighted(4, fc.constant(false)), weighted(1, fc.constant(true)));
-
 // ======================================================================== the inference system
 
 interface SystemWorld extends Fixture {
@@ -590,9 +340,8 @@ interface SystemObservation {
   consumer: bigint[]; // lastRequestId, lastStatus, a, b, c
 }
 
-interface SystemCtx {
+interface SystemCtx extends ModelClock<SystemObservation> {
   w: SystemWorld;
-  now: number; // timestamp of the latest block
   requests: TrackedRequest[];
   credited: Map<string, bigint>; // everything ever credited, by lower-case address
   withdrawn: Map<string, bigint>;
@@ -607,43 +356,13 @@ interface SystemCtx {
   consumerAt: string;
   accounts: string[]; // every address that can hold credit, lower case
   interfaces: Map<string, Interface>;
-  /** The last observation, checked against the model. */
-  last?: SystemObservation;
-  /** Set by a reverted call: the next observation must equal it. */
-  unchanged?: { observation: SystemObservation; reason: string };
 }
 
 const TERMINAL: readonly number[] = [STATE.Failed, STATE.Refunded, STATE.Finalized];
-const REQUEST_TUPLE = "tuple(uint256,bytes32,address,uint32,uint64,uint256,bytes32,bool,uint8)";
-
-function requestTuple(r: RequestStruct): unknown[] {
-  return [
-    r.requestId,
-    r.modelId,
-    r.requester,
-    r.callbackGasLimit,
-    r.deadline,
-    r.fee,
-    r.inputHash,
-    r.inputIsRef,
-    r.redundancy,
-  ];
-}
-
-function requestHash(r: RequestStruct): string {
-  return keccak256(coder.encode([REQUEST_TUPLE], [requestTuple(r)]));
-}
-
-function fulfillmentHash(r: RequestStruct, f: FulfillmentStruct, hashOfR = requestHash(r)): string {
-  return keccak256(
-    coder.encode(["bytes32", "address", "bytes32", "uint64"], [hashOfR, f.node, f.outputHash, f.fulfilledAt]),
-  );
-}
-
 /** The hub's slot for a request: the state in the top byte, a commitment in the other 31. */
 function expectedSlot(t: TrackedRequest): string {
   const h = t.fulfillment ? fulfillmentHash(t.request, t.fulfillment, t.hash) : t.hash;
-  return toBeHex((BigInt(t.state) << 248n) | (BigInt(h) & HASH_MASK), 32);
+  return commitmentSlot(t.state, h);
 }
 
 function creditOf(ctx: SystemCtx, account: string): bigint {
@@ -713,9 +432,6 @@ function forgeRequest(ctx: SystemCtx, r: RequestStruct, field: RequestField): Re
   return f;
 }
 
-type Effect = () => void;
-type Outcome = { error: ExpectedError } | { events: string[]; effects: Effect[] };
-
 /** The events and model changes of recording an answer (success or error) for `t`. */
 function recordEffects(
   ctx: SystemCtx,
@@ -764,16 +480,8 @@ async function transact(
   send: () => Promise<ContractTransactionResponse>,
   outcome: Outcome,
 ): Promise<ContractTransactionReceipt | null> {
-  const ts = ctx.now + 1;
-  const receipt = await sendAt(ts, send, ctx.interfaces, outcome, stats.system);
-  ctx.now = ts; // a reverting transaction is mined too
-  if ("error" in outcome) {
-    ctx.unchanged = {
-      observation: ctx.last!,
-      reason: `a reverted call (${outcome.error.name}) changed state`,
-    };
-    return null;
-  }
+  const receipt = await sendNext(ctx, send, ctx.interfaces, outcome, stats.system);
+  if (!receipt || "error" in outcome) return receipt;
   // Count refunds and payouts from the chain's own events, independently of the model.
   const hubAt = ctx.w.addresses.inferenceHub.toLowerCase();
   for (const log of receipt!.logs) {
@@ -825,9 +533,7 @@ async function observeSystem(ctx: SystemCtx): Promise<SystemObservation> {
 
 async function checkSystemInvariants(ctx: SystemCtx): Promise<void> {
   const o = await observeSystem(ctx);
-  if (ctx.unchanged) same(show(o), show(ctx.unchanged.observation), ctx.unchanged.reason);
-  ctx.unchanged = undefined;
-  ctx.last = o;
+  observed(ctx, o);
   same(o.requestCount, BigInt(ctx.requests.length), "requestCount()");
 
   // 1. The hub holds exactly the fees of the requests that are pending or in their challenge window.
@@ -965,9 +671,7 @@ async function finalize(
     outcome = err(w.hub, "Hub__CommitmentMismatch", r.requestId);
   } else {
     const node = t.fulfillment!.node;
-    const ownerAmount = (r.fee * BigInt(OWNER_SHARE_BPS)) / BPS;
-    const protocolAmount = (r.fee * PROTOCOL_FEE_BPS) / BPS;
-    const nodeAmount = r.fee - ownerAmount - protocolAmount;
+    const { owner: ownerAmount, protocol: protocolAmount, nodes: nodeAmount } = feeSplit(r.fee);
     const modelOwner = ctx.addr.get(w.modelOwner)!;
     outcome = {
       events: [
@@ -1181,26 +885,20 @@ async function execSystem(ctx: SystemCtx, cmd: SysCmd): Promise<boolean> {
       const account = ctx.addr.get(who)!;
       const to = cmd.to < ctx.withdrawers.length ? ctx.addr.get(ctx.withdrawers[cmd.to]!)! : account;
       const amount = creditOf(ctx, account);
-      const send = () => w.settlement.connect(who).withdraw(to, { gasLimit: GAS.other });
-      if (amount === 0n) {
-        await transact(ctx, send, err(w.settlement, "Settlement__NothingToWithdraw", account));
-        return true;
-      }
-      const before = await balanceOf(to);
-      const receipt = await transact(ctx, send, {
-        events: [ev("Withdrawn", account, to, amount)],
-        effects: [
-          () => {
-            const a = account.toLowerCase();
-            ctx.withdrawn.set(a, (ctx.withdrawn.get(a) ?? 0n) + amount);
-            ctx.totalWithdrawn += amount;
-            reached(stats.system, "withdrawn");
-          },
-        ],
-      });
-      const gasPaid = to === account ? receipt!.fee : 0n;
-      const received = (await balanceOf(to)) - before + gasPaid;
-      expect(received, "invariant 5: the amount withdrawn is the credit").to.equal(amount);
+      await withdrawCredit(
+        w.settlement,
+        who,
+        account,
+        to,
+        amount,
+        (send, o) => transact(ctx, send, o),
+        () => {
+          const a = account.toLowerCase();
+          ctx.withdrawn.set(a, (ctx.withdrawn.get(a) ?? 0n) + amount);
+          ctx.totalWithdrawn += amount;
+          reached(stats.system, "withdrawn");
+        },
+      );
       return true;
     }
   }
