@@ -150,7 +150,7 @@ export function parseCommandArgs(spec: CommandSpec, args: readonly string[]): Pa
 function parseErrorMessage(err: unknown): string {
   const e = err as { code?: string; message?: string };
   const msg = e.message ?? String(err);
-  const quoted = /'(-[^' ]+)/.exec(msg)?.[1];
+  const quoted = /'(?:-\w, )?(--?[\w-]+)/.exec(msg)?.[1];
   if (e.code === "ERR_PARSE_ARGS_UNKNOWN_OPTION" && quoted !== undefined) return `unknown flag ${quoted}`;
   if (e.code === "ERR_PARSE_ARGS_INVALID_OPTION_VALUE" && quoted !== undefined) {
     if (msg.includes("does not take an argument")) return `flag ${quoted} takes no value`;

@@ -1,7 +1,7 @@
 /** `gradnet infer <model> --input <json|@file> [--wait]`. */
 import fs from "node:fs";
 import type { Hex } from "viem";
-import { ModelNotFoundError, toWire, type NamedTensor } from "../../sdk";
+import { ModelNotFoundError, toWire, type ModelInfo, type NamedTensor } from "../../sdk";
 import type { Context } from "../context";
 import { InvalidInputError, UsageError } from "../errors";
 import { parseJsonText, tensorsFromJson } from "../input";
@@ -36,6 +36,25 @@ export function readInputText(value: string): { text: string; what: string } {
   }
 }
 
+/**
+ * JSON input → the model's input tensors, checked with the worker's own schema check (the one that
+ * would answer InvalidInput), so a request the worker would refuse is never paid for.
+ */
+export async function checkedInputs(
+  json: unknown,
+  model: Pick<ModelInfo, "modelId" | "decimals" | "schema">,
+  inputDecimals: number,
+): Promise<NamedTensor[]> {
+  const { specFromRegistry, prepareInputs } = await import("../../inference-worker");
+  const spec = specFromRegistry(model.modelId, model.decimals, model.schema);
+  const tensors = tensorsFromJson(json, spec.inputs);
+  prepareInputs(
+    spec,
+    tensors.map((t) => toWire(t, inputDecimals)),
+  );
+  return tensors;
+}
+
 export async function infer(ctx: Context): Promise<void> {
   const command = ctx.command;
   const input = ctx.flag("input");
@@ -53,14 +72,7 @@ export async function infer(ctx: Context): Promise<void> {
   const conn = await ctx.chain();
   const model = await conn.client.getModel(modelId);
   if (model.deprecated) throw new ModelNotFoundError(modelId);
-  // Check the input as the worker will, before paying for a request it would refuse.
-  const { specFromRegistry, prepareInputs } = await import("../../inference-worker");
-  const spec = specFromRegistry(modelId, model.decimals, model.schema);
-  const tensors: NamedTensor[] = tensorsFromJson(json, spec.inputs);
-  prepareInputs(
-    spec,
-    tensors.map((t) => toWire(t, inputDecimals)),
-  );
+  const tensors = await checkedInputs(json, model, inputDecimals);
 
   const signer = await ctx.signer();
   const sent = await signer.client.requestInference({
