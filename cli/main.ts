@@ -4,9 +4,8 @@
  */
 import { commandHelp, groupHelp, parseCommandArgs, resolveCommand, rootHelp } from "./args";
 import { COMMANDS } from "./commands";
-import { Context, type Io } from "./context";
-import { EXIT, describeError, type ExitCode } from "./errors";
-import { readDevnetFile, resolveSettings } from "./settings";
+import type { Io } from "./context";
+import { EXIT, type ExitCode } from "./errors";
 
 /** The exit codes, as --help and docs/cli.md list them. */
 export const EXIT_CODES: readonly [number, string][] = [
@@ -50,10 +49,14 @@ export async function main(argv: readonly string[], io: Io): Promise<ExitCode> {
       return EXIT.OK;
     }
     json = args.flags.json === true;
+    // Loaded here, not at the top: --help and usage errors need neither viem nor the SDK.
+    const { readDevnetFile, resolveSettings } = await import("./settings");
+    const { Context } = await import("./context");
     const settings = resolveSettings(args.flags, io.env, readDevnetFile(io.env));
     await command.run(new Context(io, name, args, settings));
     return EXIT.OK;
   } catch (err) {
+    const { describeError } = await import("./failure");
     const failure = describeError(err);
     if (json) {
       io.stderr.write(

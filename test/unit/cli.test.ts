@@ -31,14 +31,8 @@ import { renderStatus } from "../../cli/commands/node";
 import { parseWorkerConfigFile, workerEnv } from "../../cli/commands/worker";
 import { devnetOptions } from "../../cli/commands/devnet";
 import type { Io } from "../../cli/context";
-import {
-  EXIT,
-  InvalidInputError,
-  RelayerError,
-  UnreachableError,
-  UsageError,
-  describeError,
-} from "../../cli/errors";
+import { EXIT, InvalidInputError, RelayerError, UnreachableError, UsageError } from "../../cli/errors";
+import { describeError } from "../../cli/failure";
 import { inferShape, parseJsonText, tensorsFromJson, type InputSpec } from "../../cli/input";
 import { EXIT_CODES, main } from "../../cli/main";
 import { describeOnnx } from "../../cli/onnxSchema";
