@@ -8,7 +8,6 @@ import {
   http,
   type Account,
   type Chain,
-  type Hex,
   type PublicClient,
   type WalletClient,
   type Transport,
@@ -80,11 +79,4 @@ export function signerFor(conn: ChainConnection, settings: Settings, command: st
       addresses: conn.addresses,
     }),
   };
-}
-
-/** Send a simulated write and wait for it; a revert throws (the caller maps it to exit 5). */
-export async function sendAndWait(conn: ChainConnection, hash: Hex): Promise<bigint> {
-  const receipt = await conn.publicClient.waitForTransactionReceipt({ hash });
-  if (receipt.status !== "success") throw new Error(`transaction ${hash} reverted`);
-  return receipt.blockNumber;
 }

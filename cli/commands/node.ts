@@ -1,6 +1,6 @@
 /** `gradnet node register` and `gradnet node status`: a node's stake and roles in the NodeRegistry. */
 import { getAddress, isAddress, type Address } from "viem";
-import { Roles, nodeRegistryAbi, toGradnetError } from "../../sdk";
+import { DEVNET_CHAIN_ID, Roles, nodeRegistryAbi, toGradnetError } from "../../sdk";
 import type { ChainConnection } from "../chain";
 import type { Context } from "../context";
 import { UsageError } from "../errors";
@@ -135,6 +135,11 @@ export async function status(ctx: Context): Promise<void> {
   if (given !== undefined && !isAddress(given))
     throw new UsageError(`"${given}" is not an address (0x + 40 hex digits)`, ctx.command);
   const conn = await ctx.chain();
+  if (given === undefined && ctx.settings.key === undefined && conn.chainId !== DEVNET_CHAIN_ID)
+    throw new UsageError(
+      "give the node's address, or --key (GRADNET_PRIVATE_KEY) to show the signing account",
+      ctx.command,
+    );
   const address = given !== undefined ? getAddress(given) : (await ctx.signer()).account.address;
   await printStatus(ctx, conn, address);
 }
