@@ -5,6 +5,7 @@
  */
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
 import fs from "node:fs";
 import net from "node:net";
 import os from "node:os";
@@ -33,6 +34,7 @@ import { devnetOptions } from "../../cli/commands/devnet";
 import type { Io } from "../../cli/context";
 import { EXIT, InvalidInputError, RelayerError, UnreachableError, UsageError } from "../../cli/errors";
 import { describeError } from "../../cli/failure";
+import { uploadModel } from "../../cli/relayer";
 import { inferShape, parseJsonText, tensorsFromJson, type InputSpec } from "../../cli/input";
 import { EXIT_CODES, main } from "../../cli/main";
 import { describeOnnx } from "../../cli/onnxSchema";
@@ -42,6 +44,8 @@ import { formatAmount, parseAmount, parseIntFlag, parseRoles, roleNames } from "
 import { WORKER_CONFIG_KEYS, workerDefaultText, workerFlagName } from "../../cli/workerFlags";
 import { makeModel, node, serializeModel, valueInfo, type DataTypeId } from "../../models/onnx";
 import manifest from "../../models/manifest.json";
+import { buildApi, createMetrics, ModelStore, type HubReader } from "../../node";
+import pino from "pino";
 import { commandWords, docExamples } from "../cli-docs";
 
 const ROOT = path.resolve(__dirname, "..", "..");
@@ -49,6 +53,7 @@ const IRIS = fs.readFileSync(path.join(ROOT, "models", "iris-mlp.onnx"));
 const TINY = fs.readFileSync(path.join(ROOT, "models", "tiny-relu.onnx"));
 const iris = manifest.models.find((m) => m.name === "iris-mlp")!;
 const tiny = manifest.models.find((m) => m.name === "tiny-relu")!;
+const sha256Of = (b: Uint8Array) => `0x${createHash("sha256").update(b).digest("hex")}`;
 const IRIS_INPUTS: InputSpec[] = [{ name: "input", dtype: 1, shape: [-1, 4] }];
 
 /** An empty devnet file, so no devnet running on this machine changes what the tests see. */
@@ -611,5 +616,97 @@ describe("output", () => {
       ),
       /two ports/,
     );
+  });
+});
+
+describe("model upload", () => {
+  test("streams the file to the relayer's store, reporting progress, and maps its refusals", async () => {
+    const store = new ModelStore(fs.mkdtempSync(path.join(os.tmpdir(), "gradnet-cli-store-")));
+    await store.init();
+    const unused = () => Promise.reject(new Error("not used by /models"));
+    const app = await buildApi({
+      chainId: 31337,
+      reader: { hub: "0x0000000000000000000000000000000000000f10" } as unknown as HubReader,
+      store,
+      queue: { getJobCounts: unused },
+      redis: { ping: unused },
+      watcher: {
+        stats: {
+          running: true,
+          head: undefined,
+          checkpoint: undefined,
+          lagBlocks: undefined,
+          blocksProcessed: 0,
+          requestsQueued: 0,
+          jobsQueued: 0,
+          rpcErrors: 0,
+          queueErrors: 0,
+          consecutiveFailures: 0,
+          lastError: undefined,
+          checkpointAhead: false,
+        },
+      },
+      metrics: createMetrics({ defaultMetrics: false }),
+      logger: pino({ level: "silent" }),
+      maxModelBytes: 256 * 1024,
+      publicUrl: () => "http://relayer.test",
+    });
+    const base = await app.listen({ host: "127.0.0.1", port: 0 });
+    try {
+      // Big enough to go out in several chunks.
+      const big = serializeModel(
+        makeModel(
+          {
+            name: "padded",
+            nodes: [node("Identity", ["x"], ["y"])],
+            inputs: [valueInfo("x", 1, [1])],
+            outputs: [valueInfo("y", 1, [1])],
+          },
+          { docString: "x".repeat(200_000) },
+        ),
+      );
+      const progress: number[] = [];
+      const stored = await uploadModel(`${base}/`, big, (sent, total) => {
+        assert.equal(total, big.length);
+        progress.push(sent);
+      });
+      assert.equal(stored.sha256, sha256Of(big));
+      assert.equal(stored.uri, `http://relayer.test/models/${stored.sha256}`);
+      assert.equal(stored.created, true);
+      assert.ok(progress.length >= 4, `progress reported per chunk (${progress.length})`);
+      assert.deepEqual(
+        [...progress].sort((a, b) => a - b),
+        progress,
+        "progress only grows",
+      );
+      assert.equal(progress[0], 0);
+      assert.equal(progress.at(-1), big.length);
+      assert.ok((await store.get(stored.sha256))!.equals(Buffer.from(big)));
+      assert.equal(
+        (await uploadModel(base, big, () => undefined)).created,
+        false,
+        "the second upload finds it",
+      );
+
+      const refused = (bytes: Uint8Array) =>
+        uploadModel(base, bytes, () => undefined).then(
+          () => assert.fail("expected a refusal"),
+          (err: unknown) => describeError(err),
+        );
+      const text = await refused(Buffer.from("not a model at all\n"));
+      assert.equal(text.exitCode, EXIT.INVALID);
+      assert.match(text.message, /the relayer answered 400 INVALID_ONNX_MODEL: not a usable ONNX model/);
+      const tooBig = await refused(new Uint8Array(300 * 1024));
+      assert.equal(tooBig.exitCode, EXIT.INVALID);
+      assert.match(tooBig.message, /413/);
+    } finally {
+      await app.close();
+    }
+    const closed = await uploadModel(base, TINY, () => undefined).then(
+      () => assert.fail("expected the closed relayer to be unreachable"),
+      (err: unknown) => describeError(err),
+    );
+    assert.equal(closed.exitCode, EXIT.UNREACHABLE);
+    assert.match(closed.message, /cannot reach the relayer at .* \(connection refused\)/);
   });
 });
