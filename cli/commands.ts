@@ -123,7 +123,7 @@ export const COMMANDS: readonly Command[] = [
         type: "string",
         short: "i",
         valueName: "json|@file",
-        description: "the input: JSON text, or @path of a JSON file (required)",
+        description: "the input: JSON text, or a JSON file (@path, or a path) (required)",
       },
       wait: { type: "boolean", short: "w", description: "wait for the answer and print it" },
       timeout: { type: "string", valueName: "seconds", default: "120", description: "how long --wait waits" },

@@ -23,10 +23,12 @@ export function resolveModelId(arg: string, devnet: DevnetFile | undefined): Hex
   );
 }
 
-/** The --input value: JSON text, or `@path` of a JSON file. */
+/** The --input value: JSON text, or a JSON file as `@path` (or a plain path that exists). */
 export function readInputText(value: string): { text: string; what: string } {
-  if (!value.startsWith("@")) return { text: value, what: "--input" };
-  const file = value.slice(1);
+  const trimmed = value.trim();
+  const isFile = value.startsWith("@") || (!/^[[{]/.test(trimmed) && fs.existsSync(value));
+  if (!isFile) return { text: value, what: "--input" };
+  const file = value.startsWith("@") ? value.slice(1) : value;
   try {
     return { text: fs.readFileSync(file, "utf8"), what: file };
   } catch (err) {

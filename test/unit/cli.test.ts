@@ -26,7 +26,7 @@ import { ConfigError, workerConfigSchema } from "../../inference-worker";
 import { devAccount, DEVNET_ROLES } from "../../scripts/devnet";
 import { GLOBAL_FLAGS, parseCommandArgs, resolveCommand } from "../../cli/args";
 import { COMMANDS } from "../../cli/commands";
-import { checkedInputs, resolveModelId } from "../../cli/commands/infer";
+import { checkedInputs, readInputText, resolveModelId } from "../../cli/commands/infer";
 import { registrationTerms, toChainSchema } from "../../cli/commands/model";
 import { renderStatus } from "../../cli/commands/node";
 import { parseWorkerConfigFile, workerEnv } from "../../cli/commands/worker";
@@ -320,6 +320,22 @@ describe("JSON input → tensors", () => {
       name: "InputSchemaError",
       message: 'input "input": element 0 overflows float32',
     });
+  });
+
+  test("--input is JSON text, @file, or a path that exists", () => {
+    const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "gradnet-cli-in-")), "in.json");
+    fs.writeFileSync(file, '{"input": [[1, 2, 3, 4]]}');
+    assert.deepEqual(readInputText('{"a": 1}'), { text: '{"a": 1}', what: "--input" });
+    assert.deepEqual(readInputText(`@${file}`), { text: '{"input": [[1, 2, 3, 4]]}', what: file });
+    assert.deepEqual(readInputText(file), { text: '{"input": [[1, 2, 3, 4]]}', what: file });
+    assert.throws(
+      () => readInputText("@/no/such/file.json"),
+      /cannot read the input file \/no\/such\/file.json: ENOENT/,
+    );
+    assert.throws(
+      () => parseJsonText(readInputText("no-such-file.json").text, "--input"),
+      /--input is not valid JSON/,
+    );
   });
 
   test("a model is named by its id or by the devnet's name for it", () => {
