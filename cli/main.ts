@@ -6,6 +6,7 @@ import { commandHelp, groupHelp, parseCommandArgs, resolveCommand, rootHelp } fr
 import { COMMANDS } from "./commands";
 import type { Io } from "./context";
 import { EXIT, type ExitCode } from "./errors";
+import { version } from "../package.json";
 
 /** The exit codes, as --help and docs/cli.md list them. */
 export const EXIT_CODES: readonly [number, string][] = [
@@ -31,7 +32,7 @@ export async function main(argv: readonly string[], io: Io): Promise<ExitCode> {
     const wantsHelp = resolved.args.includes("--help") || resolved.args.includes("-h");
     if (resolved.kind === "root") {
       if (resolved.args.includes("--version")) {
-        io.stdout.write("gradnet 0.1.0\n");
+        io.stdout.write(`gradnet ${version}\n`);
         return EXIT.OK;
       }
       (wantsHelp ? io.stdout : io.stderr).write(rootHelp(COMMANDS, EXIT_CODES));
