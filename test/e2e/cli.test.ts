@@ -159,6 +159,7 @@ after(async () => {
     await queue.obliterate({ force: true }).catch(() => undefined);
     await queue.close();
   }
+  if (stateDir !== undefined) fs.rmSync(stateDir, { recursive: true, force: true });
 });
 
 let freshModel: { file: string; bytes: Uint8Array; modelId: Hex };

@@ -3,7 +3,7 @@
  * schema read from ONNX files, settings, and the one mapping from errors to exit codes. Commands
  * that need no chain run in-process through `main`.
  */
-import { describe, test } from "node:test";
+import { after, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import fs from "node:fs";
@@ -57,7 +57,9 @@ const sha256Of = (b: Uint8Array) => `0x${createHash("sha256").update(b).digest("
 const IRIS_INPUTS: InputSpec[] = [{ name: "input", dtype: 1, shape: [-1, 4] }];
 
 /** An empty devnet file, so no devnet running on this machine changes what the tests see. */
-const NO_DEVNET = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "gradnet-cli-")), "devnet.json");
+const SCRATCH = fs.mkdtempSync(path.join(os.tmpdir(), "gradnet-cli-unit-"));
+after(() => fs.rmSync(SCRATCH, { recursive: true, force: true }));
+const NO_DEVNET = path.join(SCRATCH, "devnet.json");
 fs.writeFileSync(NO_DEVNET, "{}");
 
 /** Run the CLI in-process with captured output. */
@@ -323,7 +325,7 @@ describe("JSON input → tensors", () => {
   });
 
   test("--input is JSON text, @file, or a path that exists", () => {
-    const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "gradnet-cli-in-")), "in.json");
+    const file = path.join(SCRATCH, "in.json");
     fs.writeFileSync(file, '{"input": [[1, 2, 3, 4]]}');
     assert.deepEqual(readInputText('{"a": 1}'), { text: '{"a": 1}', what: "--input" });
     assert.deepEqual(readInputText(`@${file}`), { text: '{"input": [[1, 2, 3, 4]]}', what: file });
@@ -637,7 +639,7 @@ describe("output", () => {
 
 describe("model upload", () => {
   test("streams the file to the relayer's store, reporting progress, and maps its refusals", async () => {
-    const store = new ModelStore(fs.mkdtempSync(path.join(os.tmpdir(), "gradnet-cli-store-")));
+    const store = new ModelStore(path.join(SCRATCH, "store"));
     await store.init();
     const unused = () => Promise.reject(new Error("not used by /models"));
     const app = await buildApi({
