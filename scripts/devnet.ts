@@ -564,7 +564,8 @@ export async function startDevnet(opts: DevnetOptions = {}): Promise<Devnet> {
 }
 
 /** What `npm run devnet` prints once everything is running. */
-export function devnetSummary(info: DevnetInfo): string {
+/** What the devnet prints once it runs; `more` goes before the last line (the CLI adds its hints). */
+export function devnetSummary(info: DevnetInfo, more: readonly string[] = []): string {
   const lines = [
     "",
     "gradnet devnet is running",
@@ -600,6 +601,7 @@ export function devnetSummary(info: DevnetInfo): string {
     "  Try it:  npm run demo       (the example dApp asks the Iris classifier; the answer comes back on chain)",
     "           npm run demo:trend (a dApp asks the trend model about the ETH/USD feed's last 8 values)",
     "",
+    ...more,
     "  Ctrl-C stops everything.",
   ];
   return lines.join("\n");
