@@ -13,6 +13,7 @@ export * from "./feedSource";
 export * from "./keeper";
 export * from "./main";
 export * from "./metrics";
+export * from "./offchain";
 export * from "./store";
 export * from "./verifier";
 export * from "./watcher";
