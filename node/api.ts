@@ -1,6 +1,7 @@
 /**
- * The relayer's HTTP API (Fastify): health, metrics, request status, and the model store that
- * workers fetch registered models from. OpenAPI at /docs/json, Swagger UI at /docs.
+ * The relayer's HTTP API (Fastify): health, metrics, request status, the model store that
+ * workers fetch registered models from, off-chain inference paid from a BatchSettlement deposit,
+ * and the proofs of the batches it is settled in. OpenAPI at /docs/json, Swagger UI at /docs.
  *
  * Every error is JSON `{ error, message }`: `error` is a stable code, `message` says what happened.
  * Bad input is always a 4xx; a 5xx means the relayer or its chain/Redis failed.

@@ -396,7 +396,7 @@ export class OffchainService {
       if (answer.status === "InvalidInput")
         throw new OffchainRequestError(400, "INVALID_INPUT", "invalid_input", answer.reason);
       if (answer.status !== "Success")
-        throw new OffchainRequestError(422, answer.status.toUpperCase(), "model_failed", answer.reason);
+        throw new OffchainRequestError(422, "MODEL_FAILED", "model_failed", answer.reason);
 
       opts.poster.add(payer, message.modelId, {
         requestId: req.requestId,
