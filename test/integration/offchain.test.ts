@@ -359,9 +359,27 @@ describe("off-chain inference paid from a BatchSettlement deposit", { timeout: 1
     assert.equal(value("gradnet_batch_poster_batches_posted_total"), 1);
   });
 
-  test("used nonces survive a restart of the relayer", async () => {
+  test("two concurrent requests never spend the same deposit twice", async () => {
+    const poor = devAccount(ACCOUNTS.poor);
+    // FEE / 2 from before, plus FEE: room for one request, not two.
+    await mined(await wallet(poor).writeContract({ ...bs, functionName: "deposit", value: FEE }));
+    const bodies = await Promise.all([sign(poor, { nonce: 1n }), sign(poor, { nonce: 2n })]);
+    const settled = await Promise.allSettled(bodies.map((b) => postOffchainRequest(relayer!.url, b)));
+    assert.equal(settled.filter((r) => r.status === "fulfilled").length, 1);
+    const failed = settled.find((r) => r.status === "rejected");
+    assert.ok(failed?.reason instanceof RelayerRequestError);
+    assert.equal(failed.reason.code, "INSUFFICIENT_FUNDS");
+    assert.equal(relayer!.offchain!.poster.pendingFees(poor.address), FEE);
+  });
+
+  test("on stop the relayer posts what it holds; used nonces survive the restart", async () => {
     const config = relayer!.offchain!.service.info();
     await relayer!.stop();
+    // The poor payer's one result was posted on the way down, long before BATCH_MAX_WAIT_MS.
+    assert.equal(await batchCount(), 2n);
+    const second = await publicClient.readContract({ ...bs, functionName: "batch", args: [2n] });
+    assert.equal(second.payer, devAccount(ACCOUNTS.poor).address);
+    assert.equal(second.fee, FEE);
     relayer = await startRelayer(
       parseConfig({
         RPC_URL: chain!.rpcUrl,
