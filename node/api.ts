@@ -685,7 +685,8 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
           "(domain gradnet/1, chainId, verifyingContract = BatchSettlement). The node charges the model's fee " +
           "in its next Merkle batch. 400 bad body, EXPIRED, or INVALID_INPUT (names the tensor); 401 " +
           "BAD_SIGNATURE; 402 FEE_TOO_LOW or INSUFFICIENT_FUNDS (deposit or allowance); 404 UNKNOWN_MODEL; " +
-          "409 NONCE_USED; 410 MODEL_DEPRECATED; 422 the model failed (nothing charged); 503 OFFCHAIN_DISABLED.",
+          "409 NONCE_USED; 410 MODEL_DEPRECATED; 422 the model failed (nothing charged); 502 the chain does not " +
+          "answer; 503 OFFCHAIN_DISABLED, or the model or Redis unavailable now.",
         body: offchainRequestSchema,
         response: {
           200: offchainAnswerSchema,

@@ -357,7 +357,19 @@ export class OffchainService {
         "expired",
         `the request expired at ${message.expiry} (now ${now})`,
       );
-    if (!(await opts.nonces.claim(payer, message.nonce)))
+    let claimed: boolean;
+    try {
+      claimed = await opts.nonces.claim(payer, message.nonce);
+    } catch (err) {
+      throw new OffchainRequestError(
+        503,
+        "NONCE_STORE_UNAVAILABLE",
+        "unavailable",
+        `could not record the nonce: ${(err as Error).message}`,
+        { cause: err },
+      );
+    }
+    if (!claimed)
       throw new OffchainRequestError(
         409,
         "NONCE_USED",
