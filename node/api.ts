@@ -1,6 +1,7 @@
 /**
- * The relayer's HTTP API (Fastify): health, metrics, request status, and the model store that
- * workers fetch registered models from. OpenAPI at /docs/json, Swagger UI at /docs.
+ * The relayer's HTTP API (Fastify): health, metrics, request status, the model store that
+ * workers fetch registered models from, off-chain inference paid from a BatchSettlement deposit,
+ * and the proofs of the batches it is settled in. OpenAPI at /docs/json, Swagger UI at /docs.
  *
  * Every error is JSON `{ error, message }`: `error` is a stable code, `message` says what happened.
  * Bad input is always a 4xx; a 5xx means the relayer or its chain/Redis failed.
@@ -20,10 +21,12 @@ import {
   decodeTensors,
   isErrorStatus,
   type NamedTensor,
+  type OffchainRequestBody,
 } from "../sdk";
 import type { BatchStore } from "./batchPoster";
 import type { HubReader } from "./chain";
 import type { RelayerMetrics } from "./metrics";
+import { OffchainRequestError, type OffchainService } from "./offchain";
 import { InvalidOnnxModelError, validateOnnx, type ModelStore } from "./store";
 import type { WatcherStats } from "./watcher";
 
@@ -61,6 +64,11 @@ export interface ApiDeps {
     /** `BatchSettlement.batch(batchId).root`; undefined when there is no such batch. */
     rootOf(batchId: bigint): Promise<Hex | undefined>;
   };
+  /**
+   * Off-chain inference paid from a BatchSettlement deposit (`GET` and `POST /inference`).
+   * Without it both answer 503 OFFCHAIN_DISABLED.
+   */
+  offchain?: Pick<OffchainService, "info" | "serve">;
 }
 
 /** An error with an HTTP status and a stable code, rendered as `{ error: code, message }`. */
@@ -273,6 +281,89 @@ const batchProofSchema = {
   },
 } as const;
 
+const offchainInfoSchema = {
+  type: "object",
+  required: ["chainId", "verifyingContract", "node", "maxLeaves", "maxWaitMs"],
+  properties: {
+    chainId: { type: "integer", description: "The EIP-712 domain's chainId" },
+    verifyingContract: hex("BatchSettlement: the EIP-712 domain's verifyingContract"),
+    node: hex("The inference node to name in the typed data and to approve in BatchSettlement"),
+    maxLeaves: { type: "integer", description: "Results per batch, at most" },
+    maxWaitMs: {
+      type: "integer",
+      description: "How long a result waits, at most, for its batch to be posted",
+    },
+  },
+} as const;
+
+const offchainRequestSchema = {
+  type: "object",
+  required: ["payer", "modelId", "input", "maxFee", "nonce", "expiry", "signature"],
+  additionalProperties: false,
+  properties: {
+    payer: { type: "string", pattern: "^0x[0-9a-fA-F]{40}$", description: "Whose deposit pays" },
+    modelId: { type: "string", pattern: "^0x[0-9a-fA-F]{64}$", description: "The registered model" },
+    input: {
+      type: "string",
+      pattern: "^0x([0-9a-fA-F]{2})*$",
+      description: "The canonical input bytes, abi.encode(Tensor[]); inputHash = sha256 of them",
+    },
+    maxFee: {
+      type: "string",
+      pattern: "^[0-9]{1,78}$",
+      description: "The most the payer pays, wei (signed)",
+    },
+    nonce: {
+      type: "string",
+      pattern: "^[0-9]{1,78}$",
+      description: "Decimal uint256, used once per payer (signed)",
+    },
+    expiry: {
+      type: "integer",
+      minimum: 0,
+      maximum: Number.MAX_SAFE_INTEGER,
+      description: "Unix seconds; refused from then on (signed)",
+    },
+    signature: {
+      type: "string",
+      pattern: "^0x[0-9a-fA-F]*$",
+      description: "The payer's EIP-712 signature of OffchainInference (docs/relayer.md)",
+    },
+  },
+} as const;
+
+const offchainAnswerSchema = {
+  type: "object",
+  required: [
+    "requestId",
+    "payer",
+    "node",
+    "modelId",
+    "inputHash",
+    "outputHash",
+    "output",
+    "outputs",
+    "fee",
+    "batch",
+  ],
+  properties: {
+    requestId: decimal("uint256(keccak256(abi.encode(payer, nonce))): the leaf's request id"),
+    payer: hex("Whose deposit pays"),
+    node: hex("The inference node that answered and posts the batch"),
+    modelId: hex("The model that ran"),
+    inputHash: hex("sha256 of the input bytes"),
+    outputHash: hex("keccak256 of the canonical output"),
+    output: hex("The canonical output bytes"),
+    outputs: { type: "array", items: tensorSchema, description: "Decoded outputs" },
+    fee: decimal("What the payer is charged, wei (the model's fee)"),
+    batch: {
+      type: "string",
+      enum: ["pending"],
+      description: "The result waits for its batch; BatchPosted (payer, node) names the batch id",
+    },
+  },
+} as const;
+
 // ------------------------------------------------------------------------------ the app
 
 export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
@@ -298,6 +389,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
         { name: "requests", description: "Inference requests on chain" },
         { name: "models", description: "Content-addressed model store" },
         { name: "batches", description: "Proofs of off-chain results settled in Merkle batches" },
+        { name: "inference", description: "Off-chain inference paid from a BatchSettlement deposit" },
       ],
     },
   });
@@ -554,6 +646,71 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
         .header("etag", `"${hash}"`)
         .header("cache-control", "public, max-age=31536000, immutable")
         .send(file.stream);
+    },
+  );
+
+  // --------------------------------------------------------------------------- inference
+
+  const offchain = deps.offchain;
+  const offchainDisabled = () =>
+    new HttpError(
+      503,
+      "OFFCHAIN_DISABLED",
+      "this relayer serves no off-chain inference: OFFCHAIN_NODE_PRIVATE_KEY is not set",
+    );
+
+  app.get(
+    "/inference",
+    {
+      schema: {
+        tags: ["inference"],
+        summary: "What to sign for off-chain inference: the EIP-712 domain and the node",
+        response: { 200: offchainInfoSchema, 503: errorRef },
+      },
+    },
+    async () => {
+      if (offchain === undefined) throw offchainDisabled();
+      return offchain.info();
+    },
+  );
+
+  app.post<{ Body: OffchainRequestBody }>(
+    "/inference",
+    {
+      schema: {
+        tags: ["inference"],
+        summary: "Run a model now, paid from the payer's BatchSettlement deposit",
+        description:
+          "The payer signs EIP-712 OffchainInference { node, modelId, inputHash, maxFee, nonce, expiry } " +
+          "(domain gradnet/1, chainId, verifyingContract = BatchSettlement). The node charges the model's fee " +
+          "in its next Merkle batch. 400 bad body, EXPIRED, or INVALID_INPUT (names the tensor); 401 " +
+          "BAD_SIGNATURE; 402 FEE_TOO_LOW or INSUFFICIENT_FUNDS (deposit or allowance); 404 UNKNOWN_MODEL; " +
+          "409 NONCE_USED; 410 MODEL_DEPRECATED; 422 the model failed (nothing charged); 502 the chain does not " +
+          "answer; 503 OFFCHAIN_DISABLED, or the model or Redis unavailable now.",
+        body: offchainRequestSchema,
+        response: {
+          200: offchainAnswerSchema,
+          400: errorRef,
+          401: errorRef,
+          402: errorRef,
+          404: errorRef,
+          409: errorRef,
+          410: errorRef,
+          422: errorRef,
+          502: errorRef,
+          503: errorRef,
+        },
+      },
+    },
+    async (request) => {
+      if (offchain === undefined) throw offchainDisabled();
+      try {
+        const answer = await offchain.serve(request.body);
+        return { ...answer, outputs: answer.outputs.map(tensorToJson) };
+      } catch (err) {
+        if (err instanceof OffchainRequestError) throw new HttpError(err.status, err.code, err.message);
+        throw err;
+      }
     },
   );
 

@@ -385,6 +385,21 @@ export class BatchPoster extends BackgroundLoop {
     }
     batch.results.push({ ...result });
     this.observe();
+    // A full batch need not wait for the loop's next turn.
+    if (batch.results.length >= this.opts.policy.maxLeaves) this.wake?.();
+  }
+
+  /**
+   * What `payer` owes for results collected or closed and not yet known to be posted, wei: the
+   * part of the payer's deposit this node has promised itself but not yet escrowed on chain.
+   */
+  pendingFees(payer: Address): bigint {
+    const p = payer.toLowerCase();
+    let total = 0n;
+    for (const b of this.open.values())
+      if (b.payer.toLowerCase() === p) for (const r of b.results) total += r.fee;
+    for (const r of this.closed) if (r.payer.toLowerCase() === p) total += BigInt(r.totalFee);
+    return total;
   }
 
   /** Results collected or closed, not yet posted. */

@@ -105,10 +105,23 @@ export const envSchema = z.object({
   VERIFY_SHARE: withDefault(share, "1"),
   VERIFIER_INTERVAL_MS: withDefault(integer(10, 3_600_000), "500"),
   VERIFIER_MODEL_CACHE_DIR: optional(z.string()),
+  OFFCHAIN_NODE_PRIVATE_KEY: optional(
+    z
+      .string()
+      .trim()
+      .regex(/^0x[0-9a-fA-F]{64}$/, "must be a private key: 0x followed by 64 hex digits"),
+  ),
+  BATCH_MAX_LEAVES: withDefault(integer(1, 2 ** 32 - 1), "64"),
+  BATCH_MAX_WAIT_MS: withDefault(integer(0, 86_400_000), "5000"),
+  OFFCHAIN_MODEL_CACHE_DIR: optional(z.string()),
 });
 
 /** Variables whose value must never appear in an error message or a log. */
-const SECRET_FIELDS: ReadonlySet<string> = new Set(["KEEPER_PRIVATE_KEY", "VERIFIER_PRIVATE_KEYS"]);
+const SECRET_FIELDS: ReadonlySet<string> = new Set([
+  "KEEPER_PRIVATE_KEY",
+  "VERIFIER_PRIVATE_KEYS",
+  "OFFCHAIN_NODE_PRIVATE_KEY",
+]);
 
 export interface RelayerConfig {
   rpcUrl: string;
@@ -142,6 +155,22 @@ export interface RelayerConfig {
    * otherwise (no verifier runs).
    */
   verifier?: VerifierConfig;
+  /**
+   * Off-chain inference (`POST /inference`) and its batch poster (docs/relayer.md, "Off-chain
+   * inference"); present only when OFFCHAIN_NODE_PRIVATE_KEY is set.
+   */
+  offchain?: OffchainConfig;
+}
+
+export interface OffchainConfig {
+  /** An active INFERENCE node's key: the node payers approve, which posts the batches. */
+  privateKey: Hex;
+  /** Post a batch as soon as it holds this many results. */
+  maxLeaves: number;
+  /** Post a batch this long after its first result, however few it holds. */
+  maxWaitMs: number;
+  /** Where verified model bytes are cached. */
+  modelCacheDir: string;
 }
 
 export interface KeeperConfig {
@@ -215,6 +244,19 @@ export function parseConfig(
             modelCacheDir: path.resolve(
               cwd,
               e.VERIFIER_MODEL_CACHE_DIR ?? path.join(".gradnet", "verifier-models"),
+            ),
+          },
+        }),
+    ...(e.OFFCHAIN_NODE_PRIVATE_KEY === undefined
+      ? {}
+      : {
+          offchain: {
+            privateKey: e.OFFCHAIN_NODE_PRIVATE_KEY as Hex,
+            maxLeaves: e.BATCH_MAX_LEAVES,
+            maxWaitMs: e.BATCH_MAX_WAIT_MS,
+            modelCacheDir: path.resolve(
+              cwd,
+              e.OFFCHAIN_MODEL_CACHE_DIR ?? path.join(".gradnet", "offchain-models"),
             ),
           },
         }),

@@ -1,7 +1,7 @@
 /**
  * gradnet's full node: the relayer (chain watcher → BullMQ, model store, HTTP API), the
- * settlement keeper, the verifier (re-execution, challenges, dispute votes), the batch poster
- * and the data node.
+ * settlement keeper, the verifier (re-execution, challenges, dispute votes), off-chain inference
+ * with its batch poster, and the data node.
  */
 export * from "./api";
 export * from "./batchPoster";
@@ -13,6 +13,7 @@ export * from "./feedSource";
 export * from "./keeper";
 export * from "./main";
 export * from "./metrics";
+export * from "./offchain";
 export * from "./store";
 export * from "./verifier";
 export * from "./watcher";

@@ -18,7 +18,13 @@ import { privateKeyToAddress } from "viem/accounts";
 import { ModelCache } from "../inference-worker";
 import { GradnetError, readDeployment, resolveAddresses, type Addresses } from "../sdk";
 import { buildApi } from "./api";
-import { BatchStore, readBatchRoot } from "./batchPoster";
+import {
+  BatchPoster,
+  BatchStore,
+  createBatchPosterMetrics,
+  readBatchRoot,
+  viemBatchChain,
+} from "./batchPoster";
 import { viemHubReader, type HubReader } from "./chain";
 import {
   ConfigError,
@@ -26,11 +32,19 @@ import {
   parseConfig,
   resolveChainSettings,
   type ChainSettings,
+  type OffchainConfig,
   type RelayerConfig,
   type VerifierConfig,
 } from "./config";
 import { Keeper, createKeeperMetrics, keeperCheckpointKey, viemKeeperChain } from "./keeper";
 import { createMetrics, type RelayerMetrics } from "./metrics";
+import {
+  OffchainService,
+  createOffchainMetrics,
+  offchainNonceKey,
+  redisNonceStore,
+  viemOffchainChain,
+} from "./offchain";
 import { ModelStore } from "./store";
 import {
   Verifier,
@@ -57,13 +71,15 @@ export interface Relayer {
   keeper: Keeper | undefined;
   /** The verifier; undefined when VERIFIER_PRIVATE_KEYS is not set. */
   verifier: Verifier | undefined;
+  /** Off-chain inference and its batch poster; undefined when OFFCHAIN_NODE_PRIVATE_KEY is not set. */
+  offchain: { service: OffchainService; poster: BatchPoster } | undefined;
   /** Where the HTTP API listens. */
   url: string;
   /** Base of the model URIs handed out. */
   publicUrl: string;
   /**
-   * Stop the watcher (after its current chunk), the keeper and the verifier, close the server,
-   * the queue and Redis.
+   * Stop the watcher (after its current chunk), the keeper, the verifier and the batch poster
+   * (after posting what it holds), close the server, the queue and Redis.
    */
   stop(): Promise<void>;
 }
@@ -137,6 +153,22 @@ export async function startRelayer(config: RelayerConfig, opts: StartOptions = {
     metrics,
   });
 
+  const offchain =
+    config.offchain === undefined
+      ? undefined
+      : buildOffchain({
+          config,
+          offchainConfig: config.offchain,
+          publicClient: publicClient as PublicClient,
+          chainId,
+          addresses,
+          batchStore,
+          redis,
+          logger,
+          metrics,
+        });
+  if (offchain !== undefined) await offchain.poster.recover();
+
   let publicUrl = config.publicUrl ?? defaultPublicUrl(config.httpHost, config.httpPort);
   let app: FastifyInstance;
   try {
@@ -155,9 +187,11 @@ export async function startRelayer(config: RelayerConfig, opts: StartOptions = {
         store: batchStore,
         rootOf: (batchId) => readBatchRoot(publicClient, addresses.batchSettlement, batchId),
       },
+      ...(offchain === undefined ? {} : { offchain: offchain.service }),
     });
     await app.listen({ host: config.httpHost, port: config.httpPort });
   } catch (err) {
+    await offchain?.close().catch(() => undefined);
     await queue.close().catch(() => undefined);
     redis.disconnect();
     throw err;
@@ -205,12 +239,15 @@ export async function startRelayer(config: RelayerConfig, opts: StartOptions = {
   watcher.start();
   keeper?.start();
   verifier?.start();
+  offchain?.poster.start();
 
   let stopped: Promise<void> | undefined;
   const stop = () =>
     (stopped ??= (async () => {
       await Promise.all([watcher.stop(), keeper?.stop(), verifier?.stop()]);
+      // No new off-chain request once the server is closed; then post what the poster holds.
       await app.close();
+      await offchain?.close();
       await queue.close();
       await redis.quit().catch(() => redis.disconnect());
       logger.info({}, "relayer stopped");
@@ -231,6 +268,7 @@ export async function startRelayer(config: RelayerConfig, opts: StartOptions = {
       keeper: keeper?.stats().keeper ?? null,
       verifiers: verifier?.stats().verifiers ?? null,
       verifyShare: verifier?.stats().share ?? null,
+      offchainNode: offchain?.service.info().node ?? null,
     },
     `gradnet relayer on chain ${chainId}: API ${url} (docs ${url}/docs), queue "${config.queueName}"`,
   );
@@ -247,9 +285,81 @@ export async function startRelayer(config: RelayerConfig, opts: StartOptions = {
     checkpointKey: key,
     keeper,
     verifier,
+    offchain: offchain === undefined ? undefined : { service: offchain.service, poster: offchain.poster },
     url,
     publicUrl,
     stop,
+  };
+}
+
+/** Off-chain inference: the service behind `POST /inference` and the batch poster it feeds. */
+function buildOffchain(deps: {
+  config: RelayerConfig;
+  offchainConfig: OffchainConfig;
+  publicClient: PublicClient;
+  chainId: number;
+  addresses: Addresses;
+  batchStore: BatchStore;
+  redis: Redis;
+  logger: Logger;
+  metrics: RelayerMetrics;
+}): { service: OffchainService; poster: BatchPoster; close(): Promise<void> } {
+  const { config, offchainConfig: o, publicClient, chainId, addresses, logger } = deps;
+  const batchChain = viemBatchChain({
+    publicClient,
+    rpcUrl: config.rpcUrl,
+    privateKey: o.privateKey,
+    batchSettlement: addresses.batchSettlement,
+  });
+  const node = batchChain.node;
+  const poster = new BatchPoster({
+    chain: batchChain,
+    store: deps.batchStore,
+    policy: { maxLeaves: o.maxLeaves, maxAgeMs: o.maxWaitMs },
+    intervalMs: Math.max(50, Math.min(1000, Math.floor(o.maxWaitMs / 5))),
+    logger: logger.child({ component: "batch-poster" }),
+    metrics: createBatchPosterMetrics(deps.metrics.registry),
+  });
+  const models = new ModelCache({
+    client: publicClient,
+    modelRegistry: addresses.modelRegistry,
+    cacheDir: o.modelCacheDir,
+    maxModelBytes: config.maxModelBytes,
+    logger: logger.child({ component: "offchain-models" }),
+  });
+  const service = new OffchainService({
+    domain: { chainId, verifyingContract: addresses.batchSettlement },
+    node,
+    chain: viemOffchainChain({
+      publicClient,
+      modelRegistry: addresses.modelRegistry,
+      batchSettlement: addresses.batchSettlement,
+    }),
+    nonces: redisNonceStore(deps.redis, (payer) =>
+      offchainNonceKey(chainId, addresses.batchSettlement, node, payer),
+    ),
+    models,
+    poster,
+    batchPolicy: { maxLeaves: o.maxLeaves, maxWaitMs: o.maxWaitMs },
+    logger: logger.child({ component: "offchain" }),
+    metrics: createOffchainMetrics(deps.metrics.registry),
+  });
+  return {
+    service,
+    poster,
+    async close() {
+      await poster.stop();
+      // Post what is still open, so served results are charged before the process ends.
+      await poster
+        .flush()
+        .catch((err: unknown) =>
+          logger.error(
+            { err: err instanceof Error ? err.message : String(err), pending: poster.pendingResults() },
+            "batch poster: could not post every batch before stopping; closed ones are posted on restart",
+          ),
+        );
+      await models.close();
+    },
   };
 }
 

@@ -116,6 +116,8 @@ export interface DevnetInfo {
   verifiers: Address[];
   verifyShare: number;
   keeper: Address;
+  /** The inference node behind the relayer's `POST /inference` (the first worker's account). */
+  offchainNode: Address;
   classifier: Address;
   /** The ETH/USD feed, its data nodes and the FeedTrendConsumer example dApp. */
   dataFeeds: DevnetFeedsInfo;
@@ -383,6 +385,12 @@ export async function startDevnet(opts: DevnetOptions = {}): Promise<Devnet> {
       VERIFY_SHARE: String(DEVNET_VERIFY_SHARE),
       VERIFIER_INTERVAL_MS: "250",
       VERIFIER_MODEL_CACHE_DIR: path.join(stateDir, "models-verifier"),
+      // Off-chain inference (POST /inference), paid from BatchSettlement deposits: the first
+      // worker's node (staked INFERENCE) answers over HTTP and posts the Merkle batches.
+      OFFCHAIN_NODE_PRIVATE_KEY: devAccount(DEVNET_ROLES.workers[0]).privateKey,
+      OFFCHAIN_MODEL_CACHE_DIR: path.join(stateDir, "models-offchain"),
+      BATCH_MAX_LEAVES: "64",
+      BATCH_MAX_WAIT_MS: "5000",
     });
     await waitFor(
       "relayer",
@@ -551,6 +559,7 @@ export async function startDevnet(opts: DevnetOptions = {}): Promise<Devnet> {
       verifiers: DEVNET_ROLES.verifiers.map((i) => devAccount(i).address),
       verifyShare: DEVNET_VERIFY_SHARE,
       keeper: devAccount(DEVNET_ROLES.keeper).address,
+      offchainNode: devAccount(DEVNET_ROLES.workers[0]).address,
       classifier,
       dataFeeds: feeds.info,
       logsDir,
@@ -592,6 +601,8 @@ export function devnetSummary(info: DevnetInfo, more: readonly string[] = []): s
     `    verifier   re-executes ${Math.round(info.verifyShare * 100)}% of results (VERIFY_SHARE=${info.verifyShare}), ` +
       "challenges wrong ones, votes on disputes, as the staked verifiers",
     ...info.verifiers.map((v) => `               ${v}`),
+    `    off-chain  POST ${info.relayerUrl}/inference as node ${info.offchainNode} (worker-1): signed requests`,
+    "               paid from a BatchSettlement deposit, posted as Merkle batches (docs/relayer.md)",
     "",
     ...feedsSummary(info.dataFeeds),
     "",

@@ -40,6 +40,7 @@ import {
   type ResultStatusName,
 } from "./protocol";
 import { decodeTensors, encodeTensors, type NamedTensor } from "./tensor";
+import { offchainInfo, postOffchainRequest, signOffchainRequest, type OffchainResult } from "./offchain";
 
 export interface ModelInfo {
   modelId: Hex;
@@ -91,6 +92,22 @@ export interface InferenceResult {
   fulfilledAt: bigint;
   txHash: Hex;
   blockNumber: bigint;
+}
+
+export interface OffchainOptions {
+  /** The relayer of the inference node (its `POST /inference`). */
+  relayerUrl: string;
+  modelId: Hex;
+  /** Named tensors (encoded with `inputDecimals`), or bytes already in canonical form. */
+  inputs: readonly NamedTensor[] | Hex;
+  /** Fixed-point decimals for float inputs; default 6. */
+  inputDecimals?: number;
+  /** The most to pay, wei; default the model's fee. */
+  maxFee?: bigint;
+  /** Default a random uint256. */
+  nonce?: bigint;
+  /** Unix seconds; default 10 minutes from now. */
+  expiry?: bigint;
 }
 
 export interface WaitOptions {
@@ -208,6 +225,42 @@ export class GradnetClient {
       }
     }
     throw new GradnetError("NO_REQUEST_EVENT", `transaction ${hash} emitted no InferenceRequested`);
+  }
+
+  /**
+   * Run a model off chain, paid from the wallet account's BatchSettlement deposit: sign an
+   * `OffchainInference` for the relayer's node, send it, and return the decoded answer (its
+   * output hash checked). The payer must have deposited and approved the node (`approveNode`).
+   * Throws RelayerRequestError when the relayer refuses (its `status` and `code` say why).
+   */
+  async inferOffchain(opts: OffchainOptions): Promise<OffchainResult> {
+    const wallet = this.walletClient;
+    if (wallet?.account === undefined)
+      throw new GradnetError("NO_WALLET", "inferOffchain needs a walletClient with an account");
+    const [{ batchSettlement }, chainId, info] = await Promise.all([
+      this.addresses(),
+      this.publicClient.getChainId(),
+      offchainInfo(opts.relayerUrl),
+    ]);
+    if (info.chainId !== chainId || info.verifyingContract.toLowerCase() !== batchSettlement.toLowerCase())
+      throw new GradnetError(
+        "RELAYER_MISMATCH",
+        `the relayer signs for chain ${info.chainId} and BatchSettlement ${info.verifyingContract}, ` +
+          `this client for chain ${chainId} and ${batchSettlement}`,
+      );
+    const input =
+      typeof opts.inputs === "string" ? opts.inputs : encodeTensors(opts.inputs, opts.inputDecimals ?? 6);
+    const maxFee = opts.maxFee ?? (await this.getModel(opts.modelId)).fee;
+    const body = await signOffchainRequest(wallet, {
+      domain: { chainId, verifyingContract: batchSettlement },
+      node: info.node,
+      modelId: opts.modelId,
+      input,
+      maxFee,
+      ...(opts.nonce === undefined ? {} : { nonce: opts.nonce }),
+      ...(opts.expiry === undefined ? {} : { expiry: opts.expiry }),
+    });
+    return postOffchainRequest(opts.relayerUrl, body);
   }
 
   /**

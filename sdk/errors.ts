@@ -161,3 +161,20 @@ export class BatchLeafNotFoundError extends GradnetError {
     super("BATCH_LEAF_NOT_FOUND", `the batch with root ${root} holds no result for request ${requestId}`);
   }
 }
+
+// ---------------------------------------------------------------------- off-chain inference
+
+/**
+ * A relayer refused or failed an off-chain request (`POST /inference`) or a proof lookup:
+ * `status` is the HTTP status, `code` the relayer's error code (BAD_SIGNATURE, NONCE_USED,
+ * INSUFFICIENT_FUNDS, INVALID_INPUT, ...). Nothing was charged.
+ */
+export class RelayerRequestError extends GradnetError {
+  constructor(
+    readonly status: number,
+    code: string,
+    message: string,
+  ) {
+    super(code, `relayer answered ${status} ${code}: ${message}`);
+  }
+}

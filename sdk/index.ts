@@ -8,3 +8,4 @@ export * from "./protocol";
 export * from "./tensor";
 export * from "./jobs";
 export * from "./batch";
+export * from "./offchain";

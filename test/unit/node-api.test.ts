@@ -499,6 +499,42 @@ describe("relayer API", () => {
       assertError(await h.app.inject({ method: "GET", url: "/nope" }), 404, "NOT_FOUND");
     });
 
+    test("without an off-chain node key, /inference says so (503) and the route is still documented", async () => {
+      const body = {
+        payer: `0x${"b1".repeat(20)}`,
+        modelId: `0x${"11".repeat(32)}`,
+        input: "0x",
+        maxFee: "1",
+        nonce: "1",
+        expiry: 2_000_000_000,
+        signature: "0x00",
+      };
+      const post = assertError(
+        await h.app.inject({ method: "POST", url: "/inference", payload: body }),
+        503,
+        "OFFCHAIN_DISABLED",
+      );
+      assert.match(post.message, /OFFCHAIN_NODE_PRIVATE_KEY/);
+      assertError(await h.app.inject({ method: "GET", url: "/inference" }), 503, "OFFCHAIN_DISABLED");
+      // The body is checked first: a malformed request is a 400 whatever the node's state.
+      assertError(
+        await h.app.inject({ method: "POST", url: "/inference", payload: { ...body, nonce: "-1" } }),
+        400,
+        "BAD_REQUEST",
+      );
+      const doc = (await h.app.inject({ method: "GET", url: "/docs/json" })).json();
+      const schema = doc.paths["/inference"].post.requestBody.content["application/json"].schema;
+      assert.deepEqual([...schema.required].sort(), [
+        "expiry",
+        "input",
+        "maxFee",
+        "modelId",
+        "nonce",
+        "payer",
+        "signature",
+      ]);
+    });
+
     test("OpenAPI document at /docs/json, Swagger UI at /docs", async () => {
       const doc = (await h.app.inject({ method: "GET", url: "/docs/json" })).json();
       assert.equal(doc.info.title, "gradnet relayer");

@@ -221,6 +221,27 @@ describe("batch poster", () => {
     assert.equal(p.pendingResults(), 0);
   });
 
+  test("pendingFees counts a payer's open and closed unposted results until they land", async () => {
+    const chain = new FakeChain();
+    const p = poster(chain, new BatchStore(tmpDir()), { now: 0 }, 2);
+    p.add(PAYER, MODEL, result(1, 5n));
+    p.add(PAYER, MODEL2, result(2, 7n));
+    p.add(PAYER2, MODEL, result(3, 100n));
+    assert.equal(p.pendingFees(PAYER), 12n, "open results of both models");
+    assert.equal(p.pendingFees(PAYER.toUpperCase().replace("0X", "0x") as Address), 12n);
+    assert.equal(p.pendingFees(PAYER2), 100n);
+    p.add(PAYER, MODEL, result(4, 11n));
+    chain.failures = ["revert"];
+    // The full batch (1 + 4) closes and fails to post: its fees stay pending.
+    await assert.rejects(p.tick(), /AllowanceExceeded/);
+    assert.equal(p.pendingFees(PAYER), 23n);
+    await p.tick();
+    assert.equal(p.pendingFees(PAYER), 7n, "only the open MODEL2 result is left");
+    await p.flush();
+    assert.equal(p.pendingFees(PAYER), 0n);
+    assert.equal(p.pendingFees(PAYER2), 0n);
+  });
+
   test("a send whose receipt was lost is found on chain, never posted twice", async () => {
     const chain = new FakeChain();
     const store = new BatchStore(tmpDir());

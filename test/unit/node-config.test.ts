@@ -94,6 +94,9 @@ describe("relayer config", () => {
     ["QUEUE_NAME", "has:colon", /QUEUE_NAME/],
     ["MAX_MODEL_BYTES", "lots", /MAX_MODEL_BYTES/],
     ["LOG_LEVEL", "loud", /LOG_LEVEL/],
+    ["OFFCHAIN_NODE_PRIVATE_KEY", "0x1234", /OFFCHAIN_NODE_PRIVATE_KEY.*private key/],
+    ["BATCH_MAX_LEAVES", "0", /BATCH_MAX_LEAVES/],
+    ["BATCH_MAX_WAIT_MS", "-5", /BATCH_MAX_WAIT_MS/],
   ];
   for (const [field, value, pattern] of bad) {
     test(`${field}=${JSON.stringify(value)} is refused with an error naming ${field}`, () => {
@@ -109,6 +112,33 @@ describe("relayer config", () => {
       );
     });
   }
+
+  test("OFFCHAIN_NODE_PRIVATE_KEY turns off-chain inference on, with its batch policy; its value is never shown", () => {
+    const key = `0x${"cd".repeat(32)}`;
+    assert.equal(parseConfig({ BATCH_MAX_LEAVES: "8" }).offchain, undefined);
+    assert.deepEqual(parseConfig({ OFFCHAIN_NODE_PRIVATE_KEY: ` ${key} ` }, "/srv/relayer").offchain, {
+      privateKey: key,
+      maxLeaves: 64,
+      maxWaitMs: 5000,
+      modelCacheDir: path.join("/srv/relayer", ".gradnet", "offchain-models"),
+    });
+    assert.deepEqual(
+      parseConfig(
+        {
+          OFFCHAIN_NODE_PRIVATE_KEY: key,
+          BATCH_MAX_LEAVES: "3",
+          BATCH_MAX_WAIT_MS: "250",
+          OFFCHAIN_MODEL_CACHE_DIR: "cache",
+        },
+        "/srv/relayer",
+      ).offchain,
+      { privateKey: key, maxLeaves: 3, maxWaitMs: 250, modelCacheDir: "/srv/relayer/cache" },
+    );
+    assert.throws(
+      () => parseConfig({ OFFCHAIN_NODE_PRIVATE_KEY: `${key}0` }),
+      (err: unknown) => err instanceof ConfigError && !err.message.includes(key),
+    );
+  });
 
   test("confirmations default to 0 on the devnet and 2 elsewhere; an explicit value wins", () => {
     assert.equal(defaultConfirmations(31337), 0);
