@@ -386,7 +386,7 @@ export class BatchPoster extends BackgroundLoop {
     batch.results.push({ ...result });
     this.observe();
     // A full batch need not wait for the loop's next turn.
-    if (batch.results.length >= this.opts.policy.maxLeaves) this.wake?.();
+    if (batch.results.length >= this.opts.policy.maxLeaves) this.nudge();
   }
 
   /**

@@ -30,6 +30,11 @@ export abstract class BackgroundLoop {
     await this.loop;
   }
 
+  /** Cut the current sleep short: the loop takes its next step now. */
+  protected nudge(): void {
+    this.wake?.();
+  }
+
   /** The loop itself: runs until `stopping`, sleeping with `sleep` between steps. */
   protected abstract run(): Promise<void>;
 
