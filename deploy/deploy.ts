@@ -26,7 +26,7 @@ async function main(): Promise<void> {
   const file = await writeDeployment(hre, system, mode, process.env.DEPLOYMENTS_DIR || undefined);
   console.log(`gradnet system deployed (${mode}) on chain ${chainId}:`);
   for (const [name, address] of Object.entries(system.addresses))
-    console.log(`  ${name.padEnd(14)} ${address}`);
+    console.log(`  ${name.padEnd(16)} ${address}`);
   console.log(`wrote ${file}`);
 }
 

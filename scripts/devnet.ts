@@ -584,7 +584,7 @@ export function devnetSummary(info: DevnetInfo, more: readonly string[] = []): s
     `  redis        ${info.redisUrl}  queue "${info.queueName}"`,
     "",
     "  contracts",
-    ...Object.entries(info.contracts).map(([k, v]) => `    ${k.padEnd(14)} ${v}`),
+    ...Object.entries(info.contracts).map(([k, v]) => `    ${k.padEnd(16)} ${v}`),
     "",
     "  models",
     ...info.models.map((m) => `    ${m.name.padEnd(14)} ${m.modelId}  fee ${m.fee} wei`),
