@@ -39,7 +39,6 @@ import {
   resolveAddresses,
   fromFixedPoint,
 } from "../sdk";
-import { ConfigError } from "./config";
 import { parseDataNodeConfig, type DataNodeConfig } from "./dataConfig";
 import {
   FeedValueError,
@@ -52,6 +51,7 @@ import {
 import { RpcUnavailableError } from "./main";
 import { backoffDelay } from "./watcher";
 import { BackgroundLoop } from "./loop";
+import { runAsProcess } from "./service";
 
 // ------------------------------------------------------------------------------- errors
 
@@ -681,38 +681,6 @@ export async function startDataNode(
   };
 }
 
-async function main(): Promise<void> {
-  let config: DataNodeConfig;
-  try {
-    config = parseDataNodeConfig(process.env);
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      console.error(err.message);
-      process.exit(1);
-    }
-    throw err;
-  }
-  const node = await startDataNode(config);
-  let shuttingDown = false;
-  const shutdown = (signal: NodeJS.Signals) => {
-    if (shuttingDown) return;
-    shuttingDown = true;
-    node.logger.info({ signal }, "shutting down");
-    node.close().then(
-      () => process.exit(0),
-      (err: unknown) => {
-        node.logger.error({ err }, "error while shutting down");
-        process.exit(1);
-      },
-    );
-  };
-  process.on("SIGINT", shutdown);
-  process.on("SIGTERM", shutdown);
-}
-
 if (require.main === module) {
-  main().catch((err: unknown) => {
-    console.error(err instanceof GradnetError ? err.message : err);
-    process.exit(1);
-  });
+  runAsProcess(parseDataNodeConfig, startDataNode, (node) => node.close());
 }

@@ -55,6 +55,7 @@ import {
   workerAnswerSource,
 } from "./verifier";
 import { ChainWatcher, checkpointKey, redisCheckpointStore, type QueuedJob } from "./watcher";
+import { runAsProcess } from "./service";
 
 export interface Relayer {
   app: FastifyInstance;
@@ -482,38 +483,10 @@ export async function startVerifier(
   return { verifier, metrics, logger, chain, addresses, stop };
 }
 
-async function main(): Promise<void> {
-  let config: RelayerConfig;
-  try {
-    config = parseConfig(process.env);
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      console.error(err.message);
-      process.exit(1);
-    }
-    throw err;
-  }
-  const relayer = await startRelayer(config);
-  let shuttingDown = false;
-  const shutdown = (signal: NodeJS.Signals) => {
-    if (shuttingDown) return;
-    shuttingDown = true;
-    relayer.logger.info({ signal }, "shutting down");
-    relayer.stop().then(
-      () => process.exit(0),
-      (err: unknown) => {
-        relayer.logger.error({ err }, "error while shutting down");
-        process.exit(1);
-      },
-    );
-  };
-  process.on("SIGINT", shutdown);
-  process.on("SIGTERM", shutdown);
-}
-
 if (require.main === module) {
-  main().catch((err: unknown) => {
-    console.error(err instanceof GradnetError ? err.message : err);
-    process.exit(1);
-  });
+  runAsProcess(
+    parseConfig,
+    (config) => startRelayer(config),
+    (relayer) => relayer.stop(),
+  );
 }

@@ -502,7 +502,7 @@ export function createVerifierMetrics(registry: Registry): VerifierMetrics {
     }),
     skipped: new Counter({
       name: "gradnet_verifier_results_skipped_total",
-      help: "Results not re-executed, by reason: not_sampled, offchain, error_status, window_closed",
+      help: "Results not re-executed, by reason: not_sampled, offchain, error_status, window_closed, redundant",
       labelNames: ["reason"] as const,
       registers,
     }),
